@@ -1,0 +1,1 @@
+"""Analysis of fitted models: prediction scores and related measures."""

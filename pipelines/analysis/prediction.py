@@ -1,0 +1,404 @@
+"""Prediction-performance scores for neural response models.
+
+Pure numpy: arrays in, arrays out, computed in float64 and batched over neurons
+(no Python loop over neurons or stimuli).
+
+Conventions shared by every function:
+
+* ``responses`` and ``predictions`` have shape ``(n_trials, n_neurons)``: axis 0 is the
+  sample axis (one row per trial, i.e. per presentation of a stimulus; a repeat of a
+  stimulus is its own row), axis 1 indexes neurons. Values are in the units of the
+  recorded responses (e.g. deconvolved calcium activity or spike counts); correlations
+  and fractions of variance are dimensionless.
+* ``stimulus_id`` has shape ``(n_trials,)`` and labels which stimulus each trial showed.
+  Trials with equal ids are repeats of one stimulus. Ids can be any type
+  :func:`numpy.unique` can sort (integers, strings, ...); their order is irrelevant and
+  repeat counts may differ between stimuli.
+* Inputs must be finite; a ``ValueError`` with both shapes is raised on mismatches.
+
+Notation (as in the project note ``metrics.md``, section 1): ``r[s, k, n]`` is the
+response to stimulus ``s``, repeat ``k`` (``k = 1..R_s``), neuron ``n``; ``ŷ`` is the
+prediction.
+
+References:
+    Willeke, K. F. et al. (2022). The Sensorium competition on predicting large-scale
+    mouse primary visual cortex activity. arXiv:2206.08666.
+
+    Cadena, S. A. et al. (2019). Deep convolutional models improve predictions of
+    macaque V1 responses to natural images. PLoS Comput. Biol. 15(4): e1006897.
+
+    Walker, E. Y. et al. (2019). Inception loops discover what excites neurons most
+    using deep predictive models. Nat. Neurosci. 22: 2060-2065.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "correlation",
+    "trial_average",
+    "correlation_to_average",
+    "fev",
+    "feve",
+    "oracle_correlation",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------------------
+
+
+def _as_matrix(values: ArrayLike, name: str) -> np.ndarray:
+    """Converts ``values`` to a finite float64 array of shape (n_samples, n_neurons)."""
+    array = np.asarray(values)
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_samples, n_neurons), got shape {array.shape}"
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    array = array.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return array
+
+
+def _check_pair(responses: ArrayLike, predictions: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validates two (n_samples, n_neurons) arrays of identical shape with >= 2 samples."""
+    responses = _as_matrix(responses, "responses")
+    predictions = _as_matrix(predictions, "predictions")
+    if responses.shape != predictions.shape:
+        raise ValueError(
+            "responses and predictions must have the same shape, got responses "
+            f"{responses.shape} and predictions {predictions.shape}"
+        )
+    if responses.shape[0] < 2:
+        raise ValueError(
+            f"at least 2 samples (rows) are needed, got {responses.shape[0]} "
+            f"(shape {responses.shape})"
+        )
+    return responses, predictions
+
+
+def _as_ids(stimulus_id: ArrayLike, n_trials: int, values_shape: tuple[int, ...]) -> np.ndarray:
+    """Validates a 1-D stimulus id vector with one entry per trial."""
+    ids = np.asarray(stimulus_id)
+    if ids.ndim != 1:
+        raise ValueError(f"stimulus_id must be 1-D with shape (n_trials,), got shape {ids.shape}")
+    if ids.shape[0] != n_trials:
+        raise ValueError(
+            f"stimulus_id has length {ids.shape[0]} (shape {ids.shape}) but the responses "
+            f"have {n_trials} trials (shape {values_shape})"
+        )
+    return ids
+
+
+def _group(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Groups trials by stimulus.
+
+    Returns:
+        ``(unique_ids, inverse, counts)``: sorted unique ids ``(n_stimuli,)``; for each
+        trial the index of its stimulus in ``unique_ids`` ``(n_trials,)``; and the number
+        of trials (repeats) of each stimulus ``(n_stimuli,)``.
+    """
+    unique_ids, inverse = np.unique(ids, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counts = np.bincount(inverse, minlength=unique_ids.shape[0])
+    return unique_ids, inverse, counts
+
+
+def _group_sums(values: np.ndarray, inverse: np.ndarray, n_stimuli: int) -> np.ndarray:
+    """Sums rows of ``values`` per stimulus: (n_trials, n) -> (n_stimuli, n).
+
+    Unbuffered ``np.add.at`` scatter-add, vectorised over trials and neurons.
+    """
+    sums = np.zeros((n_stimuli, values.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, values)
+    return sums
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact Pearson r per column of two validated (n_samples, n_neurons) float64 arrays.
+
+    Columns where ``a`` or ``b`` is constant (all samples exactly equal) give 0.
+    """
+    a_c = a - a.mean(axis=0)
+    b_c = b - b.mean(axis=0)
+    numerator = np.einsum("ij,ij->j", a_c, b_c)
+    denominator = np.sqrt(np.einsum("ij,ij->j", a_c, a_c) * np.einsum("ij,ij->j", b_c, b_c))
+    # "Constant" is decided on the raw values, not on the centred ones: the mean of a
+    # constant column need not round to that constant, which leaves ~1e-17 residuals.
+    constant = (np.ptp(a, axis=0) == 0) | (np.ptp(b, axis=0) == 0) | (denominator == 0)
+    r = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=~constant)
+    return np.clip(r, -1.0, 1.0)
+
+
+def _variance_components(
+    responses: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Total and noise variance per neuron (both ddof=1), see :func:`fev`."""
+    unique_ids, inverse, counts = _group(ids)
+    repeated = counts >= 2
+    if not np.any(repeated):
+        raise ValueError(
+            "the noise variance needs at least one stimulus shown >= 2 times, but every "
+            f"one of the {unique_ids.shape[0]} stimuli was shown once"
+        )
+    total_var = responses.var(axis=0, ddof=1)
+    means = _group_sums(responses, inverse, counts.shape[0]) / counts[:, None]
+    residuals = responses - means[inverse]
+    ss_within = _group_sums(residuals * residuals, inverse, counts.shape[0])[repeated]
+    noise_var = (ss_within / (counts[repeated, None] - 1)).mean(axis=0)
+    return total_var, noise_var
+
+
+# ----------------------------------------------------------------------------------------
+# public scores
+# ----------------------------------------------------------------------------------------
+
+
+def correlation(responses: ArrayLike, predictions: ArrayLike) -> np.ndarray:
+    """Pearson correlation per neuron over the sample axis (single-trial correlation).
+
+    ``r_n = mean_i(z(responses)[i, n] * z(predictions)[i, n])`` with
+    ``z(x) = (x - mean) / std`` and ``std`` taken with ddof=0 on both sides, so the
+    normalisations are consistent and ``r_n`` is exactly Pearson's r (the ddof-1 torch
+    variant shrinks r by (N-1)/N; see the note's pitfall). Used per trial as the
+    "single-trial correlation" of Willeke et al. (2022), Sensorium.
+
+    Policy for undefined values: a neuron whose responses or predictions are constant
+    over all samples (0/0) gets correlation 0. This matches Sensorium, which sets NaN
+    correlations to 0 before averaging. Unlike neuralpredictors' ``corr`` no ``eps`` is
+    added to the standard deviations, so non-constant neurons get the exact value.
+
+    Args:
+        responses: Recorded responses, shape (n_samples, n_neurons), response units.
+        predictions: Model predictions, same shape and units as ``responses``.
+
+    Returns:
+        Correlation per neuron, shape (n_neurons,), dimensionless, in [-1, 1].
+
+    Raises:
+        ValueError: On shapes that are not 2-D or differ, fewer than 2 samples, or
+            non-finite values.
+
+    Examples:
+        >>> correlation(np.array([[1.0], [2.0], [3.0]]), np.array([[3.0], [5.0], [7.0]]))
+        array([1.])
+    """
+    responses, predictions = _check_pair(responses, predictions)
+    return _pearson(responses, predictions)
+
+
+def trial_average(values: ArrayLike, stimulus_id: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the repeats of each stimulus.
+
+    ``ȳ[s, n] = mean_k values[s, k, n]``; repeat counts may differ between stimuli.
+    Vectorised with :func:`numpy.unique` and an :func:`numpy.add.at` scatter-add.
+
+    Args:
+        values: Responses or predictions, shape (n_trials, n_neurons), any units.
+        stimulus_id: Stimulus label of each trial, shape (n_trials,).
+
+    Returns:
+        ``(averaged, unique_ids)``: the per-stimulus means, shape (n_stimuli, n_neurons),
+        in the units of ``values``, float64; and the sorted unique stimulus ids, shape
+        (n_stimuli,), such that row ``s`` of ``averaged`` belongs to ``unique_ids[s]``.
+
+    Raises:
+        ValueError: If ``values`` is not 2-D or has no rows, on non-finite values, or if
+            ``stimulus_id`` is not 1-D with one entry per trial.
+
+    Examples:
+        >>> trial_average(np.array([[1.0], [5.0], [3.0]]), np.array([7, 2, 7]))[0].ravel()
+        array([5., 2.])
+    """
+    values = _as_matrix(values, "values")
+    ids = _as_ids(stimulus_id, values.shape[0], values.shape)
+    if values.shape[0] == 0:
+        raise ValueError(f"values has no trials (shape {values.shape})")
+    unique_ids, inverse, counts = _group(ids)
+    averaged = _group_sums(values, inverse, counts.shape[0]) / counts[:, None]
+    return averaged, unique_ids
+
+
+def correlation_to_average(
+    responses: ArrayLike, predictions: ArrayLike, stimulus_id: ArrayLike
+) -> np.ndarray:
+    """Correlation between repeat-averaged responses and repeat-averaged predictions.
+
+    Responses and predictions are first averaged over the repeats of each stimulus
+    (:func:`trial_average`), then correlated per neuron across stimuli with
+    :func:`correlation` (ddof 0, constant neurons give 0). This is Sensorium's
+    "correlation to average" (Willeke et al., 2022). Each stimulus counts once whatever
+    its repeat count.
+
+    Args:
+        responses: Recorded responses, shape (n_trials, n_neurons), response units.
+        predictions: Predictions per trial, same shape and units as ``responses``.
+        stimulus_id: Stimulus label of each trial, shape (n_trials,).
+
+    Returns:
+        Correlation per neuron, shape (n_neurons,), dimensionless, in [-1, 1].
+
+    Raises:
+        ValueError: On mismatched or non-2-D shapes, non-finite values, a
+            ``stimulus_id`` of the wrong length, or fewer than 2 distinct stimuli.
+
+    Examples:
+        >>> correlation_to_average(np.array([[1.0], [3.0], [5.0], [6.0]]),
+        ...                        np.array([[0.0], [0.0], [1.0], [1.0]]), [0, 0, 1, 1])
+        array([1.])
+    """
+    responses, predictions = _check_pair(responses, predictions)
+    ids = _as_ids(stimulus_id, responses.shape[0], responses.shape)
+    mean_responses, unique_ids = trial_average(responses, ids)
+    if unique_ids.shape[0] < 2:
+        raise ValueError(
+            f"at least 2 distinct stimuli are needed, got {unique_ids.shape[0]} "
+            f"across {responses.shape[0]} trials"
+        )
+    mean_predictions, _ = trial_average(predictions, ids)
+    return _pearson(mean_responses, mean_predictions)
+
+
+def fev(responses: ArrayLike, stimulus_id: ArrayLike) -> np.ndarray:
+    """Fraction of explainable variance per neuron (Cadena et al., 2019).
+
+    ::
+
+        total_var = Var over all trials of r[:, n]                      (ddof=1)
+        noise_var = mean over stimuli s of Var_k r[s, k, n]             (ddof=1)
+        FEV_n     = (total_var - noise_var) / total_var
+
+    The noise variance is computed per stimulus and then averaged (unweighted) over
+    stimuli. Unequal repeat counts are allowed: a stimulus shown only once has no
+    within-stimulus variance, so it contributes to ``total_var`` but not to
+    ``noise_var``. With unequal repeat counts the total variance weights stimuli by
+    their repeat count, which biases the estimate (see the note's pitfalls).
+
+    Policy: a neuron with zero total variance (constant responses) gets NaN. FEV can be
+    negative for neurons whose repeats vary more than the stimuli do.
+
+    Args:
+        responses: Recorded responses, shape (n_trials, n_neurons), response units.
+        stimulus_id: Stimulus label of each trial, shape (n_trials,).
+
+    Returns:
+        FEV per neuron, shape (n_neurons,), dimensionless, at most 1.
+
+    Raises:
+        ValueError: On non-2-D shapes, non-finite values, fewer than 2 trials, a
+            ``stimulus_id`` of the wrong length, or no stimulus with >= 2 repeats.
+
+    Examples:
+        >>> fev(np.array([[0.0], [2.0], [10.0], [12.0]]), [0, 0, 1, 1])
+        array([0.94230769])
+    """
+    responses = _as_matrix(responses, "responses")
+    ids = _as_ids(stimulus_id, responses.shape[0], responses.shape)
+    if responses.shape[0] < 2:
+        raise ValueError(
+            f"at least 2 trials are needed, got {responses.shape[0]} (shape {responses.shape})"
+        )
+    total_var, noise_var = _variance_components(responses, ids)
+    defined = total_var > 0
+    return np.divide(
+        total_var - noise_var, total_var, out=np.full_like(total_var, np.nan), where=defined
+    )
+
+
+def feve(responses: ArrayLike, predictions: ArrayLike, stimulus_id: ArrayLike) -> np.ndarray:
+    """Fraction of explainable variance explained per neuron (Cadena et al., 2019).
+
+    ::
+
+        MSE_n  = mean over all trials of (r - ŷ)²       (single-trial squared error)
+        FEVE_n = 1 - (MSE_n - noise_var) / (total_var - noise_var)
+
+    with ``total_var`` and ``noise_var`` as in :func:`fev`. A perfect model of the
+    stimulus-driven signal has FEVE ≈ 1; predicting a constant gives FEVE ≈ 0 or below.
+    Sensorium reports the mean FEVE over neurons with FEV >= 0.15 (Willeke et al.,
+    2022), because FEVE explodes when the explainable variance is close to 0.
+
+    Policy: where the explainable variance ``total_var - noise_var`` is <= 0 FEVE is
+    undefined and NaN is returned for that neuron.
+
+    Args:
+        responses: Recorded responses, shape (n_trials, n_neurons), response units.
+        predictions: Predictions per trial, same shape and units as ``responses``.
+        stimulus_id: Stimulus label of each trial, shape (n_trials,).
+
+    Returns:
+        FEVE per neuron, shape (n_neurons,), dimensionless, at most 1 plus estimation
+        noise (unbounded below), NaN where undefined.
+
+    Raises:
+        ValueError: On mismatched or non-2-D shapes, non-finite values, fewer than 2
+            trials, a ``stimulus_id`` of the wrong length, or no stimulus with >= 2
+            repeats.
+
+    Examples:
+        >>> r = np.array([[0.0], [2.0], [10.0], [12.0]])
+        >>> feve(r, np.array([[2.0], [2.0], [10.0], [10.0]]), [0, 0, 1, 1])
+        array([1.])
+    """
+    responses, predictions = _check_pair(responses, predictions)
+    ids = _as_ids(stimulus_id, responses.shape[0], responses.shape)
+    total_var, noise_var = _variance_components(responses, ids)
+    error = responses - predictions
+    mse = np.einsum("ij,ij->j", error, error) / responses.shape[0]
+    explainable = total_var - noise_var
+    defined = explainable > 0
+    fraction = np.divide(
+        mse - noise_var, explainable, out=np.full_like(explainable, np.nan), where=defined
+    )
+    return 1.0 - fraction
+
+
+def oracle_correlation(responses: ArrayLike, stimulus_id: ArrayLike) -> np.ndarray:
+    """Leave-one-out (jackknife) oracle correlation per neuron (Walker et al., 2019).
+
+    Each trial ``r[s, k, n]`` is paired with the mean of the *other* repeats of its
+    stimulus, ``(sum_j r[s, j, n] - r[s, k, n]) / (R_s - 1)``, and the two are
+    correlated per neuron over all trials of stimuli with ``R_s >= 2`` (ddof 0,
+    constant neurons give 0, as in :func:`correlation`). It estimates how well the
+    best stimulus-only predictor can correlate with single trials, and is commonly used
+    as an (under-estimated) ceiling for the single-trial correlation.
+
+    Stimuli shown only once are excluded (they have no "other" repeats). This differs
+    from neuralpredictors' ``oracle_corr_jackknife``, which keeps such trials with an
+    oracle set to 0.
+
+    Args:
+        responses: Recorded responses, shape (n_trials, n_neurons), response units.
+        stimulus_id: Stimulus label of each trial, shape (n_trials,).
+
+    Returns:
+        Oracle correlation per neuron, shape (n_neurons,), dimensionless, in [-1, 1].
+
+    Raises:
+        ValueError: On non-2-D shapes, non-finite values, a ``stimulus_id`` of the
+            wrong length, or no stimulus with >= 2 repeats.
+
+    Examples:
+        >>> oracle_correlation(np.array([[0.0], [0.0], [1.0], [1.0]]), [0, 0, 1, 1])
+        array([1.])
+    """
+    responses = _as_matrix(responses, "responses")
+    ids = _as_ids(stimulus_id, responses.shape[0], responses.shape)
+    unique_ids, inverse, counts = _group(ids)
+    if not np.any(counts >= 2):
+        raise ValueError(
+            "the oracle needs at least one stimulus shown >= 2 times, but every one of the "
+            f"{unique_ids.shape[0]} stimuli was shown once"
+        )
+    keep = counts[inverse] >= 2
+    sums = _group_sums(responses, inverse, counts.shape[0])
+    kept = responses[keep]
+    kept_counts = counts[inverse[keep]][:, None]
+    others_mean = (sums[inverse[keep]] - kept) / (kept_counts - 1)
+    return _pearson(kept, others_mean)

@@ -1,0 +1,252 @@
+"""The registry of builder functions: the only way a name in the database becomes code.
+
+A dataset, model or trainer name stored in a config row resolves, in this order, to
+
+1. a function registered in this process with `register` (neurofit's own builders are
+   registered by `neurofit.pipelines.builtins`),
+2. an entry point a lab package declares in its ``pyproject.toml``::
+
+       [project.entry-points."neurofit.models"]
+       "mylab.cnn_v2" = "mylab.models:build_cnn_v2"
+
+   (groups ``neurofit.datasets``, ``neurofit.models``, ``neurofit.trainers``),
+3. a dotted path ``"mylab.models.build_cnn_v2"``, but only when its module lies under a prefix
+   the lab allowed with `allow_modules` or the environment variable
+   ``NEUROFIT_ALLOWED_MODULES`` (comma-separated, e.g. ``"mylab,otherlab.models"``).
+
+Anything else, ``os.system`` for instance, is rejected; nothing is ever ``eval``-ed. Every builder's
+signature is checked: the leading positional parameters of its kind (``LEADING_PARAMETERS``),
+then only named hyperparameters (no ``*args``/``**kwargs``), so configs can be validated and
+completed with defaults before they are hashed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+KINDS = ("dataset", "model", "trainer")
+LEADING_PARAMETERS = {
+    "dataset": ("seed",),
+    "model": ("data_info", "seed"),
+    "trainer": ("model", "data", "seed", "context"),
+}
+ENTRY_POINT_GROUPS = {kind: f"neurofit.{kind}s" for kind in KINDS}
+ALLOWED_MODULES_ENV = "NEUROFIT_ALLOWED_MODULES"
+_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+
+
+class RegistryError(ValueError):
+    """A builder name cannot be registered or resolved, or a config does not fit its builder."""
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A resolved builder function.
+
+    Attributes:
+        kind: "dataset", "model" or "trainer".
+        name: the name stored in the database.
+        function: the callable.
+        defaults: hyperparameter name -> default value (``inspect.Parameter.empty`` if required).
+    """
+
+    kind: str
+    name: str
+    function: Callable[..., Any]
+    defaults: dict[str, Any]
+
+    def complete_config(self, config: dict[str, Any] | None) -> dict[str, Any]:
+        """Check a config against the signature and fill in defaults.
+
+        Raises:
+            RegistryError: naming unknown and missing hyperparameters.
+        """
+        config = dict(config or {})
+        unknown = sorted(set(config) - set(self.defaults))
+        missing = sorted(
+            k for k, v in self.defaults.items() if v is inspect.Parameter.empty and k not in config
+        )
+        if unknown or missing:
+            problems = []
+            if unknown:
+                problems.append(f"unknown argument(s) {unknown}")
+            if missing:
+                problems.append(f"missing required argument(s) {missing}")
+            raise RegistryError(
+                f"config for {self.kind} {self.name!r}: {' and '.join(problems)}. "
+                f"It accepts: {sorted(self.defaults) or 'no hyperparameters'}."
+            )
+        return {**{k: v for k, v in self.defaults.items() if k not in config}, **config}
+
+
+_registry: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
+_allowed_prefixes: set[str] = set()
+_builtins_loaded = False
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise RegistryError(f"unknown builder kind {kind!r}; use one of {KINDS}")
+
+
+def _hyperparameters(kind: str, name: str, function: Callable[..., Any]) -> dict[str, Any]:
+    if not callable(function):
+        raise RegistryError(f"{kind} {name!r} is not callable: {function!r}")
+    module = (getattr(function, "__module__", None) or "builtins").split(".")[0]
+    if inspect.isbuiltin(function) or module in sys.stdlib_module_names:
+        # A config row must never be able to name a shell, file or process function.
+        raise RegistryError(
+            f"{kind} {name!r} is {_identity(function)}, part of Python itself; a builder must be "
+            "a function defined in your own code"
+        )
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError) as error:
+        raise RegistryError(f"{kind} {name!r}: cannot read its signature ({error})") from None
+    leading = LEADING_PARAMETERS[kind]
+    expected = f"{getattr(function, '__name__', name)}({', '.join(leading)}, *, <hyperparameters>)"
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(parameters) < len(leading) or any(
+        p.kind not in positional for p in parameters[: len(leading)]
+    ):
+        raise RegistryError(
+            f"{kind} {name!r} must have the signature {expected}; it has "
+            f"{inspect.signature(function)}."
+        )
+    defaults = {}
+    for parameter in parameters[len(leading) :]:
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise RegistryError(
+                f"{kind} {name!r} takes *{parameter.name}: neurofit must know every "
+                f"hyperparameter to validate and hash configs. Name them: {expected}."
+            )
+        if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise RegistryError(f"{kind} {name!r}: hyperparameter {parameter.name!r} is positional-only")
+        defaults[parameter.name] = parameter.default
+    return defaults
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise RegistryError(
+            f"builder name {name!r} must be 1-128 characters of letters, digits, '_', '.', '-', "
+            "starting with a letter or '_' (e.g. 'mylab.cnn_v2')"
+        )
+
+
+def register(kind: str, name: str | None = None) -> Callable[[Callable], Callable]:
+    """Decorator registering a builder under ``name`` (default: ``module.function``).
+
+    Registering a different function under a name already taken is an error; registering the
+    same function again (a re-run notebook cell) is allowed.
+
+    Examples:
+        >>> @register("model", "mylab.tiny")   # doctest: +SKIP
+        ... def build_tiny(data_info, seed, *, hidden=8): ...
+    """
+    _check_kind(kind)
+
+    def decorate(function: Callable) -> Callable:
+        key = name or f"{function.__module__}.{function.__qualname__}"
+        _check_name(key)
+        _hyperparameters(kind, key, function)
+        previous = _registry[kind].get(key)
+        if previous is not None and _identity(previous) != _identity(function):
+            raise RegistryError(
+                f"{kind} name {key!r} is already registered for {_identity(previous)}; "
+                "choose another name"
+            )
+        _registry[kind][key] = function
+        return function
+
+    return decorate
+
+
+def _identity(function: Callable) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
+
+
+def allow_modules(*prefixes: str) -> None:
+    """Allow dotted-path builders from these module prefixes (``"mylab"`` allows ``mylab.x``)."""
+    for prefix in prefixes:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", prefix):
+            raise RegistryError(f"{prefix!r} is not a module name")
+        _allowed_prefixes.add(prefix)
+
+
+def allowed_modules() -> list[str]:
+    """Module prefixes from `allow_modules` and ``NEUROFIT_ALLOWED_MODULES``."""
+    from_env = {p.strip() for p in os.environ.get(ALLOWED_MODULES_ENV, "").split(",") if p.strip()}
+    return sorted(_allowed_prefixes | from_env)
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        importlib.import_module("neurofit.pipelines.builtins")
+
+
+def _from_entry_points(kind: str, name: str) -> Callable | None:
+    for entry in entry_points(group=ENTRY_POINT_GROUPS[kind]):
+        if entry.name == name:
+            return entry.load()
+    return None
+
+
+def _from_allowed_module(kind: str, name: str) -> Callable | None:
+    module_name, _, attribute = name.rpartition(".")
+    if not module_name:
+        return None
+    allowed = allowed_modules()
+    if not any(module_name == p or module_name.startswith(p + ".") for p in allowed):
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise RegistryError(f"{kind} {name!r}: cannot import module {module_name!r} ({error})") from None
+    function = getattr(module, attribute, None)
+    if function is None:
+        raise RegistryError(f"{kind} {name!r}: module {module_name!r} has no {attribute!r}")
+    return function
+
+
+def resolve(kind: str, name: str) -> Builder:
+    """Find the builder registered under ``name``.
+
+    Raises:
+        RegistryError: if the name is not registered, not an entry point and not under an
+            allowed module prefix, or if its signature breaks the builder contract.
+    """
+    _check_kind(kind)
+    _check_name(name)
+    _load_builtins()
+    function = (
+        _registry[kind].get(name)
+        or _from_entry_points(kind, name)
+        or _from_allowed_module(kind, name)
+    )
+    if function is None:
+        raise RegistryError(
+            f"no {kind} builder named {name!r}. Registered: {available(kind)}. "
+            f"Register it with @neurofit.pipelines.registry.register({kind!r}, {name!r}), declare "
+            f"an entry point in group {ENTRY_POINT_GROUPS[kind]!r}, or allow its module with "
+            f"{ALLOWED_MODULES_ENV}=<module prefix> (allowed now: {allowed_modules()})."
+        )
+    return Builder(kind, name, function, _hyperparameters(kind, name, function))
+
+
+def available(kind: str) -> list[str]:
+    """Names registered in this process or declared as entry points for ``kind``."""
+    _check_kind(kind)
+    _load_builtins()
+    names = set(_registry[kind])
+    names.update(entry.name for entry in entry_points(group=ENTRY_POINT_GROUPS[kind]))
+    return sorted(names)

@@ -1,0 +1,52 @@
+"""One call that seeds every random number generator a training run draws from.
+
+What ``set_seed`` makes reproducible:
+
+* CPU: two runs with the same seed, code, data, torch version, machine type and thread count
+  (``torch.get_num_threads()``) give bitwise identical weights. ``tests/unit/test_trainer_poisson.py``
+  checks this. A different thread count or CPU model may change the order of floating-point
+  reductions and hence the last bits, which can grow over many epochs.
+* GPU (CUDA): seeding alone does NOT make training bitwise repeatable. cuDNN may pick a different
+  convolution algorithm per run (``torch.backends.cudnn.benchmark``) and some algorithms are
+  nondeterministic; the backward pass of ``grid_sample``, used by the Gaussian readouts, adds with
+  atomics in arbitrary order. ``torch.use_deterministic_algorithms(True)`` (plus
+  ``CUBLAS_WORKSPACE_CONFIG=:4096:8``) removes the first source but makes ``grid_sample``'s
+  backward raise. Expect run-to-run differences of the order of float32 rounding that training
+  then amplifies; compare GPU runs by scores, not by weights.
+* Not covered: RNGs that libraries create themselves (e.g. a ``torch.Generator`` held by a
+  DataLoader, ``np.random.default_rng()`` without a seed) and DataLoader worker processes, which
+  torch seeds from the global torch RNG (so they follow ``set_seed``) but whose numpy/random
+  state must be seeded in a ``worker_init_fn``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["set_seed"]
+
+
+def set_seed(seed: int) -> None:
+    """Seeds python ``random``, numpy's global RNG and torch (CPU and every CUDA device).
+
+    Args:
+        seed: integer in [0, 2**32 - 1] (numpy's legacy global RNG accepts no more).
+
+    Raises:
+        ValueError: if ``seed`` is not an integer in that range.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must lie in [0, 2**32 - 1], got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    # torch.manual_seed already seeds CUDA lazily; the explicit call documents the intent and
+    # covers devices initialised before this call.
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)

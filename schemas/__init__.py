@@ -1,0 +1,33 @@
+"""Everything that touches the database: tables, `activate`, populate helpers and the CLI.
+
+Importing this package declares the tables but connects to nothing; call `activate` first::
+
+    from neurofit import schemas
+    schemas.activate()                      # embedded PostgreSQL unless a server is configured
+    key = schemas.Model.add("neurofit.gaussian_cnn", {"hidden_channels": 16})
+"""
+
+from ._schema import schema
+from .activation import activate, schema_name
+from .config import ConfigTable, Dataset, Model, Seed, Trainer
+from .performance import Performance
+from .populate import COMPUTED_TABLES, populate, status
+from .training import TrainedModel, TrainingSelection, load_model
+
+__all__ = [
+    "COMPUTED_TABLES",
+    "ConfigTable",
+    "Dataset",
+    "Model",
+    "Performance",
+    "Seed",
+    "TrainedModel",
+    "Trainer",
+    "TrainingSelection",
+    "activate",
+    "load_model",
+    "populate",
+    "schema",
+    "schema_name",
+    "status",
+]

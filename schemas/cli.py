@@ -1,0 +1,190 @@
+"""The ``neurofit`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+DESCRIPTION = """\
+neurofit: track datasets, models, trainers and seeds as hashed database rows, train what you
+select, and query the results.
+
+The database is the embedded PostgreSQL under $NEUROFIT_HOME (default ~/.neurofit) unless
+DataJoint is configured for a server (DJ_HOST, DJ_BACKEND, DJ_USER, DJ_PASS or datajoint.json).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurofit", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--prefix", default=None,
+        help="database schema prefix, so several projects share a server (default: $NEUROFIT_PREFIX or none)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="train a small grid on synthetic data and print the results (about 1-3 minutes)"
+    )
+    demo.set_defaults(run=_demo)
+
+    add = commands.add_parser("add", help="insert a dataset, model or trainer config and print its key")
+    add.add_argument("kind", choices=["dataset", "model", "trainer"])
+    add.add_argument("fn", metavar="FN", help="registered builder name, e.g. neurofit.gaussian_cnn")
+    add.add_argument("--config", metavar="FILE", help="YAML or JSON file of hyperparameters (default: all defaults)")
+    add.add_argument("--comment", default="", help="free-text comment stored with the config")
+    add.set_defaults(run=_add)
+
+    select = commands.add_parser(
+        "select", help="select dataset x model x trainer x seed combinations to train"
+    )
+    select.add_argument("--dataset", nargs="+", required=True, metavar="HASH", help="dataset hash(es) (a unique prefix is enough)")
+    select.add_argument("--model", nargs="+", required=True, metavar="HASH", help="model hash(es)")
+    select.add_argument("--trainer", nargs="+", required=True, metavar="HASH", help="trainer hash(es)")
+    select.add_argument("--seed", nargs="+", type=int, required=True, help="seed(s)")
+    select.set_defaults(run=_select)
+
+    populate = commands.add_parser(
+        "populate", help="compute pending rows of computed tables (safe to run on many machines at once)"
+    )
+    populate.add_argument("tables", nargs="*", metavar="TABLE", help="TrainedModel and/or Performance (default: all)")
+    populate.add_argument("--max-calls", type=int, default=None, help="at most this many keys per table")
+    populate.set_defaults(run=_populate)
+
+    status = commands.add_parser("status", help="done / pending / reserved / error per computed table")
+    status.set_defaults(run=_status)
+
+    builders = commands.add_parser("builders", help="list the registered dataset, model and trainer builders")
+    builders.set_defaults(run=_builders)
+    return parser
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(prefix=args.prefix)
+    return 0
+
+
+def _add(args) -> int:
+    from . import activate
+    from .config import Dataset, Model, Trainer, read_config_file
+
+    table = {"dataset": Dataset, "model": Model, "trainer": Trainer}[args.kind]
+    config = read_config_file(args.config) if args.config else {}
+    activate(args.prefix)
+    key, _ = table.key_for(args.fn, config)
+    existed = bool(table() & key)
+    table.add(args.fn, config, comment=args.comment)
+    print(f"{'exists ' if existed else 'added  '} {args.kind}_fn={key[f'{args.kind}_fn']} "
+          f"{args.kind}_hash={key[f'{args.kind}_hash']}")
+    return 0
+
+
+def _by_hash(table, kind: str, hashes: list[str]) -> list[dict]:
+    keys = []
+    for prefix in hashes:
+        matches = (table() & f"{kind}_hash LIKE '{_safe_hex(prefix)}%'").keys()
+        if len(matches) != 1:
+            raise ValueError(f"{kind} hash {prefix!r} matches {len(matches)} configs; give more characters")
+        keys.append(matches[0])
+    return keys
+
+
+def _safe_hex(text: str) -> str:
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"{text!r} is not a (prefix of a) hexadecimal config hash")
+    return text
+
+
+def _select(args) -> int:
+    from . import activate
+    from .config import Dataset, Model, Trainer
+    from .training import TrainingSelection
+
+    activate(args.prefix)
+    keys = TrainingSelection.add_grid(
+        _by_hash(Dataset, "dataset", args.dataset),
+        _by_hash(Model, "model", args.model),
+        _by_hash(Trainer, "trainer", args.trainer),
+        args.seed,
+    )
+    print(f"selected {len(keys)} combination(s); run `neurofit populate` to train them")
+    return 0
+
+
+def _populate(args) -> int:
+    from . import activate
+    from .populate import populate, status
+
+    activate(args.prefix)
+    results = populate(args.tables or None, max_calls=args.max_calls)
+    failed = 0
+    for name, result in results.items():
+        failed += len(result["error_list"])
+        print(f"{name}: {result['success_count']} computed, {len(result['error_list'])} failed")
+    print(status(args.tables or None).to_string())
+    if failed:
+        print("see `neurofit status` for the error messages", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _status(args) -> int:
+    from . import activate
+    from .populate import errors, status
+
+    backend = activate(args.prefix)
+    print(f"database: {backend.kind} {backend.backend} at {backend.host}; weights in {backend.store}")
+    print(status().to_string())
+    failed = errors()
+    if len(failed):
+        print("\nerrors:")
+        for row in failed.itertuples():
+            print(f"  {row.table} {dict((k, getattr(row, k)) for k in ('seed',) if hasattr(row, k))}: {row.error_message}")
+    return 0
+
+
+def _builders(args) -> int:
+    from neurofit.pipelines import registry
+
+    for kind in registry.KINDS:
+        print(f"{kind}:")
+        for name in registry.available(kind):
+            builder = registry.resolve(kind, name)
+            params = ", ".join(
+                f"{k}={v!r}" if v is not registry.inspect.Parameter.empty else k
+                for k, v in builder.defaults.items()
+            )
+            print(f"  {name}({params})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``neurofit`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not args.verbose:
+        warnings.filterwarnings("ignore", module="datajoint")
+        warnings.filterwarnings("ignore", category=UserWarning)
+        logging.getLogger("datajoint").setLevel(logging.ERROR)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a clear message, not a traceback, for expected user errors
+        from neurofit.pipelines.hashing import ConfigError
+        from neurofit.pipelines.registry import RegistryError
+
+        if isinstance(error, (ConfigError, RegistryError, ValueError, FileNotFoundError)) and not args.verbose:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

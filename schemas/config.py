@@ -1,0 +1,173 @@
+"""Config tables: one row per (builder function, complete hyperparameters), keyed by hash."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import datajoint as dj
+
+from neurofit.pipelines import hashing, registry
+
+from ._schema import schema
+
+
+class ConfigTable:
+    """Shared behaviour of `Dataset`, `Model` and `Trainer`: idempotent, validated insertion."""
+
+    kind: ClassVar[str]
+
+    @classmethod
+    def key_for(cls, fn: str, config: dict[str, Any] | None = None) -> tuple[dict[str, str], dict]:
+        """The key a config gets, without inserting anything.
+
+        The builder is resolved through the registry (unknown names raise), the config is
+        checked against its signature and completed with its defaults, then hashed.
+
+        Returns:
+            (key, complete config).
+        """
+        builder = registry.resolve(cls.kind, fn)
+        complete = builder.complete_config(config)
+        key = {f"{cls.kind}_fn": fn, f"{cls.kind}_hash": hashing.config_hash(complete)}
+        return key, complete
+
+    @classmethod
+    def add(
+        cls, fn: str, config: dict[str, Any] | None = None, *, comment: str = "", owner: str | None = None
+    ) -> dict[str, str]:
+        """Insert a config (or find the identical one already there) and return its key.
+
+        Inserting the same config again, with defaults omitted or spelled out, returns the same
+        key and writes nothing.
+
+        Raises:
+            neurofit.pipelines.registry.RegistryError: unknown builder or bad hyperparameters.
+            neurofit.pipelines.hashing.ConfigError: a value that cannot be hashed.
+        """
+        key, complete = cls.key_for(fn, config)
+        if not (cls() & key):
+            row = {
+                **key,
+                f"{cls.kind}_config": hashing.encode_config(complete).encode("utf-8"),
+                f"{cls.kind}_json": hashing.to_queryable(complete),
+                "hash_version": hashing.HASH_VERSION,
+                "owner": owner if owner is not None else _user(),
+                "comment": comment,
+            }
+            # skip_duplicates: another process may insert the same config at the same moment.
+            cls().insert1(row, skip_duplicates=True)
+        return key
+
+    @classmethod
+    def add_file(cls, fn: str, path: str | Path, **kwargs) -> dict[str, str]:
+        """`add` with the config read from a YAML or JSON file (a mapping at the top level)."""
+        return cls.add(fn, read_config_file(path), **kwargs)
+
+    @classmethod
+    def config(cls, key: dict[str, Any]) -> dict[str, Any]:
+        """The exact stored config of one row (arrays as numpy arrays)."""
+        return hashing.decode_config((cls() & key).fetch1(f"{cls.kind}_config"))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON, a subset of YAML) config file; the top level must be a mapping."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"config file {str(path)!r} must hold a mapping of hyperparameter: value, "
+            f"not a {type(config).__name__}"
+        )
+    return config
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+@schema
+class Dataset(ConfigTable, dj.Manual):
+    """One dataset configuration: a registered dataset builder with complete hyperparameters."""
+
+    kind = "dataset"
+    definition = """
+    dataset_fn: varchar(128)          # registered dataset builder name
+    dataset_hash: char(32)            # md5 of the canonical config text
+    ---
+    dataset_config: bytes             # exact canonical config text (neurofit.pipelines.hashing)
+    dataset_json: json                # the same config as plain JSON, for queries
+    hash_version: int16               # version of the hashing scheme
+    owner = "": varchar(64)           # who inserted it
+    comment = "": varchar(1024)       # free text
+    created = CURRENT_TIMESTAMP: datetime
+    """
+
+
+@schema
+class Model(ConfigTable, dj.Manual):
+    """One model configuration: a registered model builder with complete hyperparameters."""
+
+    kind = "model"
+    definition = """
+    model_fn: varchar(128)            # registered model builder name
+    model_hash: char(32)              # md5 of the canonical config text
+    ---
+    model_config: bytes               # exact canonical config text (neurofit.pipelines.hashing)
+    model_json: json                  # the same config as plain JSON, for queries
+    hash_version: int16               # version of the hashing scheme
+    owner = "": varchar(64)           # who inserted it
+    comment = "": varchar(1024)       # free text
+    created = CURRENT_TIMESTAMP: datetime
+    """
+
+
+@schema
+class Trainer(ConfigTable, dj.Manual):
+    """One trainer configuration: a registered trainer function with complete hyperparameters."""
+
+    kind = "trainer"
+    definition = """
+    trainer_fn: varchar(128)          # registered trainer name
+    trainer_hash: char(32)            # md5 of the canonical config text
+    ---
+    trainer_config: bytes             # exact canonical config text (neurofit.pipelines.hashing)
+    trainer_json: json                # the same config as plain JSON, for queries
+    hash_version: int16               # version of the hashing scheme
+    owner = "": varchar(64)           # who inserted it
+    comment = "": varchar(1024)       # free text
+    created = CURRENT_TIMESTAMP: datetime
+    """
+
+
+@schema
+class Seed(dj.Manual):
+    """One random seed, passed to the dataset, model and trainer builders of a training run."""
+
+    definition = """
+    seed: int64                       # random seed
+    """
+
+    @classmethod
+    def add(cls, *seeds: int) -> list[dict[str, int]]:
+        """Insert seeds (existing ones are kept) and return their keys."""
+        keys = []
+        for seed in seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+                raise ValueError(f"seed {seed!r} must be an integer in [0, 2**32)")
+            keys.append({"seed": int(seed)})
+        cls().insert(keys, skip_duplicates=True)
+        return keys

