@@ -51,10 +51,12 @@ def db(neurofit_home):
                           "DJ_PORT": "database.port", "DJ_USER": "database.user",
                           "DJ_PASS": "database.password"}[key]
             dj.config[config_key] = int(value) if key == "DJ_PORT" else value
+            os.environ[key] = value  # for subprocesses: notebook kernels, CLI runs
     dj.config["database.use_tls"] = False
     from neurofit import schemas
 
     prefix = f"test_{uuid.uuid4().hex[:8]}_"
+    os.environ["NEUROFIT_PREFIX"] = prefix  # subprocesses bind the same schema
     info = schemas.activate(prefix)
     yield info
     schemas.schema.drop(prompt=False)
