@@ -31,6 +31,7 @@ __all__ = [
     "SyntheticTier",
     "SyntheticSession",
     "simulate_sessions",
+    "ground_truth_ceiling",
     "build_synthetic_responses",
     "session_name",
 ]
@@ -208,7 +209,9 @@ def simulate_sessions(
         target = mean_rate * np.exp(0.3 * rng.standard_normal(n_neurons))
         gain = target * np.exp(-(slope**2) / 2.0)
 
-        tier_images = {t: _smooth_images(rng, n, image_size, image_smoothness) for t, n in n_images.items()}
+        tier_images = {
+            t: _smooth_images(rng, n, image_size, image_smoothness) for t, n in n_images.items()
+        }
         all_images = np.concatenate([tier_images[t] for t in TIERS])
         flat = filters.reshape(n_neurons, 2, -1)
         projections = np.einsum("ip,nkp->ink", all_images.reshape(len(all_images), -1), flat)
@@ -403,7 +406,11 @@ def build_synthetic_responses(
             "mean_response": mean_response,
             "ceiling": ceiling,
             "ceiling_by_session": ceiling_by_session,
-            "ground_truth": {"model": "poisson_ln_gabor", "ground_truth_seed": ground_truth_seed, **settings},
+            "ground_truth": {
+                "model": "poisson_ln_gabor",
+                "ground_truth_seed": ground_truth_seed,
+                **settings,
+            },
         },
     )
     return DataBundle(loaders=loaders, info=info)

@@ -9,7 +9,7 @@ Fixes:
     1. ``from collections import Iterable/Mapping`` (removed in Python 3.10): alias the ABCs.
     2. ``import torchvision`` at the top of ``layers/cores/conv2d.py``: no CPU torchvision wheel
        matches our torch, and only ``TransferLearningCore`` uses it, so register an empty stub when
-       torchvision cannot be imported (``TransferLearningCore`` then fails when built, nothing else).
+       torchvision cannot be imported (only ``TransferLearningCore`` then fails, when built).
     3. ``layers/hermite.py`` passes numpy floats to ``math.factorial`` (TypeError on 3.10+), so
        ``RotationEquivariant2dCore`` cannot be built: give that module a ``math`` whose factorial
        casts to int.
@@ -74,7 +74,7 @@ def _rot_eq_laplace(self):
 
 
 def _rot_eq_group_sparsity(self):
-    """Group-sparsity penalty of the hidden layers' filters (all rotations), averaged over layers."""
+    """Group-sparsity penalty of the hidden filters (all rotations), averaged over layers."""
     ret = 0
     for layer in range(1, self.num_layers):
         w = _hermite_weights(self.features[layer].hermite_conv)

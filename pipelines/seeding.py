@@ -3,20 +3,23 @@
 What ``set_seed`` makes reproducible:
 
 * CPU: two runs with the same seed, code, data, torch version, machine type and thread count
-  (``torch.get_num_threads()``) give bitwise identical weights. ``tests/unit/test_trainer_poisson.py``
-  checks this. A different thread count or CPU model may change the order of floating-point
-  reductions and hence the last bits, which can grow over many epochs.
-* GPU (CUDA): seeding alone does NOT make training bitwise repeatable. cuDNN may pick a different
+  (``torch.get_num_threads()``) give bitwise identical weights;
+  ``tests/unit/test_trainer_poisson.py`` checks this. A different thread count or CPU model may
+  change the order of floating-point reductions and hence the last bits, which training can
+  amplify over many epochs.
+* GPU (CUDA), from PyTorch's reproducibility notes (not yet measured on a GPU in this project):
+  seeding alone does NOT make training bitwise repeatable. cuDNN may pick a different
   convolution algorithm per run (``torch.backends.cudnn.benchmark``) and some algorithms are
   nondeterministic; the backward pass of ``grid_sample``, used by the Gaussian readouts, adds with
   atomics in arbitrary order. ``torch.use_deterministic_algorithms(True)`` (plus
   ``CUBLAS_WORKSPACE_CONFIG=:4096:8``) removes the first source but makes ``grid_sample``'s
   backward raise. Expect run-to-run differences of the order of float32 rounding that training
   then amplifies; compare GPU runs by scores, not by weights.
-* Not covered: RNGs that libraries create themselves (e.g. a ``torch.Generator`` held by a
-  DataLoader, ``np.random.default_rng()`` without a seed) and DataLoader worker processes, which
-  torch seeds from the global torch RNG (so they follow ``set_seed``) but whose numpy/random
-  state must be seeded in a ``worker_init_fn``.
+* DataLoader worker processes (``num_workers > 0``): torch seeds ``random``, numpy and torch in
+  each worker from a base seed drawn from the global torch RNG, so they follow ``set_seed``.
+* Not covered: generators created with their own state, e.g. a ``torch.Generator`` passed to a
+  DataLoader (it advances across epochs and is not reset by ``set_seed``) or
+  ``np.random.default_rng()`` without a seed.
 """
 
 from __future__ import annotations
