@@ -11,7 +11,7 @@ from ._schema import schema
 from .activation import activate, schema_name
 from .config import ConfigTable, Dataset, Model, Seed, Trainer
 from .performance import Performance
-from .populate import COMPUTED_TABLES, populate, status
+from .populate import COMPUTED_TABLES, errors, populate, status
 from .training import TrainedModel, TrainingSelection, load_model
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Trainer",
     "TrainingSelection",
     "activate",
+    "errors",
     "load_model",
     "populate",
     "schema",

@@ -143,8 +143,10 @@ def _status(args) -> int:
     failed = errors()
     if len(failed):
         print("\nerrors:")
-        for row in failed.itertuples():
-            print(f"  {row.table} {dict((k, getattr(row, k)) for k in ('seed',) if hasattr(row, k))}: {row.error_message}")
+        for row in failed.to_dict("records"):
+            short = " ".join(f"{k}={str(row[k])[:8]}" for k in ("model_hash", "seed") if k in row)
+            print(f"  {row['table']} {short}: {row['error_message']}")
+        print("fix the cause, then re-queue with: TrainedModel.jobs.errors.delete() (in Python)")
     return 0
 
 
