@@ -99,22 +99,27 @@ def _user() -> str:
         return ""
 
 
+def _definition(kind: str) -> str:
+    """The table definition shared by the three config tables; attributes are prefixed by kind."""
+    return f"""
+    {kind}_fn: varchar(128)          # registered {kind} builder name
+    {kind}_hash: char(32)            # md5 of the canonical config text
+    ---
+    {kind}_config: bytes             # exact canonical config text (neurofit.pipelines.hashing)
+    {kind}_json: json                # the same config as plain JSON, for queries
+    hash_version: int16              # version of the hashing scheme
+    owner = "": varchar(64)          # who inserted it
+    comment = "": varchar(1024)      # free text
+    created = CURRENT_TIMESTAMP: datetime
+    """
+
+
 @schema
 class Dataset(ConfigTable, dj.Manual):
     """One dataset configuration: a registered dataset builder with complete hyperparameters."""
 
     kind = "dataset"
-    definition = """
-    dataset_fn: varchar(128)          # registered dataset builder name
-    dataset_hash: char(32)            # md5 of the canonical config text
-    ---
-    dataset_config: bytes             # exact canonical config text (neurofit.pipelines.hashing)
-    dataset_json: json                # the same config as plain JSON, for queries
-    hash_version: int16               # version of the hashing scheme
-    owner = "": varchar(64)           # who inserted it
-    comment = "": varchar(1024)       # free text
-    created = CURRENT_TIMESTAMP: datetime
-    """
+    definition = _definition("dataset")
 
 
 @schema
@@ -122,17 +127,7 @@ class Model(ConfigTable, dj.Manual):
     """One model configuration: a registered model builder with complete hyperparameters."""
 
     kind = "model"
-    definition = """
-    model_fn: varchar(128)            # registered model builder name
-    model_hash: char(32)              # md5 of the canonical config text
-    ---
-    model_config: bytes               # exact canonical config text (neurofit.pipelines.hashing)
-    model_json: json                  # the same config as plain JSON, for queries
-    hash_version: int16               # version of the hashing scheme
-    owner = "": varchar(64)           # who inserted it
-    comment = "": varchar(1024)       # free text
-    created = CURRENT_TIMESTAMP: datetime
-    """
+    definition = _definition("model")
 
 
 @schema
@@ -140,17 +135,7 @@ class Trainer(ConfigTable, dj.Manual):
     """One trainer configuration: a registered trainer function with complete hyperparameters."""
 
     kind = "trainer"
-    definition = """
-    trainer_fn: varchar(128)          # registered trainer name
-    trainer_hash: char(32)            # md5 of the canonical config text
-    ---
-    trainer_config: bytes             # exact canonical config text (neurofit.pipelines.hashing)
-    trainer_json: json                # the same config as plain JSON, for queries
-    hash_version: int16               # version of the hashing scheme
-    owner = "": varchar(64)           # who inserted it
-    comment = "": varchar(1024)       # free text
-    created = CURRENT_TIMESTAMP: datetime
-    """
+    definition = _definition("trainer")
 
 
 @schema

@@ -78,3 +78,19 @@ def test_failed_jobs_are_visible_in_status(db):
     assert shown.returncode == 0 and "planted failure: boom" in shown.stdout
     (schemas.TrainingSelection & key).delete(prompt=False)
     schemas.TrainedModel.jobs.errors.delete()
+
+
+def test_select_by_hash_prefix(db):
+    from neurofit import schemas
+
+    dataset = schemas.Dataset.add("neurofit.synthetic_responses", {"n_neurons": 5})
+    model = schemas.Model.add("neurofit.gaussian_cnn", {"hidden_channels": 5})
+    trainer = schemas.Trainer.add("neurofit.poisson", {"max_epochs": 5})
+    result = neurofit("select", "--dataset", dataset["dataset_hash"][:10], "--model", model["model_hash"][:10],
+                      "--trainer", trainer["trainer_hash"][:10], "--seed", "11", "12")
+    assert result.returncode == 0, result.stderr
+    assert "selected 2 combination(s)" in result.stdout
+    assert len(schemas.TrainingSelection & dataset & model & trainer) == 2
+    bad = neurofit("select", "--dataset", "zz'; drop", "--model", "0", "--trainer", "0", "--seed", "1")
+    assert bad.returncode == 2 and "hexadecimal" in bad.stderr
+    (schemas.TrainingSelection & dataset & model & trainer).delete(prompt=False)

@@ -48,7 +48,6 @@ def test_rows_hold_history_provenance_and_weights_outside_the_table(db, trained)
     assert row["n_epochs"] == len(epochs) >= 1
     assert list(epochs.reset_index()["epoch"]) == list(range(1, len(epochs) + 1))
     assert np.isclose(row["score"], epochs["validation_score"].max())
-    assert row["torch_version" if "torch_version" in row else "versions"]
     assert row["versions"]["torch_version"] == torch.__version__
     assert row["device"] == "cpu" and row["host"]
     assert row["weights_bytes"] > 1000
@@ -105,20 +104,16 @@ def test_adding_the_same_config_twice_writes_nothing(db, trained):
     assert len(schemas.Model()) == n
 
 
-@pytest.mark.parametrize("value", [1, 1.0, "1", True])
-def test_typed_values_give_distinct_rows(db, value):
+def test_one_float_string_and_bool_are_four_rows(db):
     from neurofit import schemas
 
-    # hidden_channels of the wrong type is still hashable; what matters is that all four differ.
-    key = schemas.Trainer.add("neurofit.poisson", {"max_epochs": value}, comment="typed")
-    assert schemas.Trainer.config(key)["max_epochs"] == value
-    assert type(schemas.Trainer.config(key)["max_epochs"]) is type(value)
-
-
-def test_typed_keys_are_four(db):
-    from neurofit import schemas
-
+    values = [1, 1.0, "1", True]
+    keys = [schemas.Trainer.add("neurofit.poisson", {"max_epochs": v}, comment="typed") for v in values]
+    assert len({k["trainer_hash"] for k in keys}) == 4
     assert len(schemas.Trainer & {"comment": "typed"}) == 4
+    for key, value in zip(keys, values):
+        stored = schemas.Trainer.config(key)["max_epochs"]
+        assert stored == value and type(stored) is type(value)
 
 
 def test_os_system_is_rejected_and_nothing_is_inserted(db):
@@ -137,6 +132,8 @@ def test_os_system_is_rejected_and_nothing_is_inserted(db):
 def test_json_column_is_queryable(db, trained):
     from neurofit import schemas
 
-    rows = schemas.Model & {"model_hash": trained["model"]["model_hash"]}
-    config = rows.fetch1("model_json")
-    assert config["hidden_channels"] == MODEL["hidden_channels"]
+    # JSON-path restrictions compare as text on every backend.
+    matches = schemas.Model & {"model_json.hidden_channels": str(MODEL["hidden_channels"]), "model_json.layers": "2"}
+    assert trained["model"] in matches.keys()
+    assert all(schemas.Model.config(k)["hidden_channels"] == MODEL["hidden_channels"] for k in matches.keys())
+    assert not (schemas.Model & {"model_json.hidden_channels": "999"})
