@@ -36,7 +36,7 @@ def main() -> None:
         definition = """
         id: int32
         ---
-        weights: <object@weights>
+        weights: <object@neurofit>
         weights_sha256: char(64)
         """
 

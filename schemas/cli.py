@@ -138,7 +138,7 @@ def _status(args) -> int:
     from .populate import errors, status
 
     backend = activate(args.prefix)
-    print(f"database: {backend.kind} {backend.backend} at {backend.host}; weights in {backend.store}")
+    print(f"database: {backend.kind} {backend.backend} at {backend.host}; object store {backend.store}")
     print(status().to_string())
     failed = errors()
     if len(failed):

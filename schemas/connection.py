@@ -6,9 +6,10 @@ database server, it starts (or reuses) an embedded PostgreSQL under ``NEUROFIT_H
 (default ``~/.neurofit``): zero setup for one machine. A lab server works the same way; only the
 configuration differs.
 
-Weights go to the DataJoint store named ``weights``. Unless one is configured, it is a local
-folder beside the database (``$NEUROFIT_HOME/store``); for several machines, configure a shared
-folder or an S3-compatible bucket as the ``weights`` store in ``datajoint.json``/``DJ_STORES``.
+Weights, activations and other large arrays go to the DataJoint store named ``neurofit``.
+Unless one is configured, it is a local folder beside the database (``$NEUROFIT_HOME/store``); for
+several machines, configure a shared folder or an S3-compatible bucket as the ``neurofit`` store in
+``datajoint.json``/``DJ_STORES``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from . import _mariadb
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_STORE = "weights"
+STORE = "neurofit"
 HOME_ENV = "NEUROFIT_HOME"
 DATABASE_ENV = "NEUROFIT_DATABASE"  # "embedded" or "server"; unset = decide from DataJoint config
 
@@ -39,7 +40,7 @@ class Backend:
         backend: DataJoint backend, "postgresql" or "mysql".
         host: host name or unix-socket folder.
         mariadb: True when the server is MariaDB (store-backed columns need a patch).
-        store: where the weights store points (folder or bucket).
+        store: where the object store points (folder or bucket).
     """
 
     kind: str
@@ -104,13 +105,13 @@ def configure(*, force: bool = False) -> Backend:
         dj.config["database.user"] = "postgres"
         dj.config["database.password"] = "embedded"  # trust auth; DataJoint wants a non-empty one
     stores = dict(dj.config["stores"] or {})
-    if WEIGHTS_STORE not in stores:
+    if STORE not in stores:
         folder = home() / "store"
         folder.mkdir(parents=True, exist_ok=True)
-        stores[WEIGHTS_STORE] = {"protocol": "file", "location": str(folder)}
-    stores.setdefault("default", WEIGHTS_STORE)
+        stores[STORE] = {"protocol": "file", "location": str(folder)}
+    stores.setdefault("default", STORE)
     dj.config["stores"] = stores
-    spec = stores[WEIGHTS_STORE]
+    spec = stores[STORE]
     backend = dj.config["database.backend"]
     mariadb = False
     if backend == "mysql":

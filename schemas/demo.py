@@ -49,7 +49,7 @@ def run_demo(prefix: str | None = None, out=print) -> dict:
     """
     started = time.perf_counter()
     backend = activate(prefix)
-    out(f"database: {backend.kind} {backend.backend} ({backend.host}); weights in {backend.store}")
+    out(f"database: {backend.kind} {backend.backend} ({backend.host}); object store {backend.store}")
     keys = insert_demo_configs()
     before = len(TrainedModel & keys)
     out(f"selected {len(keys)} trainings (2 models x 2 seeds); {before} already trained")

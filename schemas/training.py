@@ -79,7 +79,7 @@ class TrainingSelection(dj.Manual):
 class TrainedModel(dj.Computed):
     """One trained network: the weights of a selected dataset x model x trainer x seed.
 
-    The state dict lives in the ``weights`` object store (never in the table); the row holds the
+    The state dict lives in the ``neurofit`` object store (never in the table); the row holds the
     score, the `DataInfo` needed to rebuild the model without dataloaders, and provenance.
     """
 
@@ -87,7 +87,7 @@ class TrainedModel(dj.Computed):
     -> TrainingSelection
     ---
     score: float64                    # trainer's validation score of the stored weights
-    weights: <object@weights>         # torch.save'd state dict (CPU tensors)
+    weights: <object@neurofit>        # torch.save'd state dict (CPU tensors)
     weights_sha256: char(64)          # checksum of the stored weights
     weights_bytes: int64              # size of the stored weights (bytes)
     data_info: json                   # DataInfo.to_dict(): shapes and units of the data
