@@ -59,6 +59,11 @@ class GaussianReadoutCNN(nn.Module):
         features = self.core(inputs)
         return nn.functional.elu(self.readout[session](features) + self.elu_offset) + 1.0
 
+    @property
+    def analysis_layers(self) -> list[str]:
+        """Module names whose outputs analyses probe by default: each core layer after its nonlinearity."""
+        return [f"core.features.{name}" for name, _ in self.core.features.named_children()]
+
     def regularizer(self, session: str) -> torch.Tensor:
         """Penalty the trainer adds to the loss of a batch from ``session``.
 

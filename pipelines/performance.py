@@ -23,16 +23,49 @@ def score_predictions(
         stimulus_id: (n_trials,) stimulus identity of each trial.
 
     Returns:
-        ``single_trial_correlation``, ``correlation_to_average``, ``fev``, ``feve`` and
-        ``oracle_correlation``, each (n_neurons,) float64.
+        ``single_trial_correlation``, ``correlation_to_average``, ``fev``, ``feve``,
+        ``oracle_correlation``, ``cc_abs``, ``cc_norm`` and ``cc_max`` (Schoppe et al. 2016; see
+        `equal_repeats` for which trials enter them), each (n_neurons,) float64.
     """
+    repeats, averaged_predictions = equal_repeats(responses, predictions, stimulus_id)
     return {
+        "cc_abs": prediction.cc_abs(repeats, averaged_predictions),
+        "cc_norm": prediction.cc_norm(repeats, averaged_predictions),
+        "cc_max": prediction.cc_max(repeats),
         "single_trial_correlation": prediction.correlation(responses, predictions),
         "correlation_to_average": prediction.correlation_to_average(responses, predictions, stimulus_id),
         "fev": prediction.fev(responses, stimulus_id),
         "feve": prediction.feve(responses, predictions, stimulus_id),
         "oracle_correlation": prediction.oracle_correlation(responses, stimulus_id),
     }
+
+
+def equal_repeats(
+    responses: np.ndarray, predictions: np.ndarray, stimulus_id: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack responses into equal repeats per stimulus for the signal-power scores.
+
+    Signal power needs the same number of repeats N for every stimulus. Policy: stimuli shown
+    fewer than 2 times are left out, and every other stimulus contributes its first N repeats,
+    N being the smallest repeat count among them (unequal counts would bias the estimator).
+
+    Returns:
+        repeats (N, n_stimuli, n_neurons) and the predictions averaged per stimulus
+        (n_stimuli, n_neurons), stimuli in sorted id order.
+    """
+    stimulus_id = np.asarray(stimulus_id)
+    order = np.argsort(stimulus_id, kind="stable")
+    ids = stimulus_id[order]
+    unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    repeated = counts >= 2
+    if not repeated.any():
+        raise ValueError("no stimulus is shown at least twice; signal power needs repeats")
+    n_repeats = int(counts[repeated].min())
+    rank = np.arange(len(ids)) - np.repeat(first, counts)  # repeat number within each stimulus
+    keep = order[(rank < n_repeats) & np.repeat(repeated, counts)]
+    repeats = prediction.repeats_array(np.asarray(responses)[keep], stimulus_id[keep])
+    averaged, _ = prediction.trial_average(np.asarray(predictions)[keep], stimulus_id[keep])
+    return repeats, averaged
 
 
 def mean_feve(feve: np.ndarray, fev: np.ndarray, threshold: float = FEV_THRESHOLD) -> float:

@@ -12,9 +12,29 @@ from .activation import activate, schema_name
 from .config import ConfigTable, Dataset, Model, Seed, Trainer
 from .performance import Performance
 from .populate import COMPUTED_TABLES, errors, populate, status
+from .probing import Activations, ProbeSelection, StimulusSet
+from .rsa import RDM, ComparisonMethod, RDMComparison, RDMMethod, ReferenceNoiseCeiling, ReferenceRDM, layer_comparisons
+from .similarity import CKA, CKAMethod, CKASelection
+from .storage import collect_garbage
 from .training import TrainedModel, TrainingSelection, load_model
+from .tuning import Tuning
 
 __all__ = [
+    "CKA",
+    "CKAMethod",
+    "CKASelection",
+    "RDM",
+    "Activations",
+    "ComparisonMethod",
+    "ProbeSelection",
+    "RDMComparison",
+    "RDMMethod",
+    "ReferenceNoiseCeiling",
+    "ReferenceRDM",
+    "StimulusSet",
+    "Tuning",
+    "collect_garbage",
+    "layer_comparisons",
     "COMPUTED_TABLES",
     "ConfigTable",
     "Dataset",

@@ -51,12 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     populate = commands.add_parser(
         "populate", help="compute pending rows of computed tables (safe to run on many machines at once)"
     )
-    populate.add_argument("tables", nargs="*", metavar="TABLE", help="TrainedModel and/or Performance (default: all)")
+    populate.add_argument("tables", nargs="*", metavar="TABLE", help="computed table name(s), e.g. TrainedModel Performance RDM (default: all, in dependency order)")
     populate.add_argument("--max-calls", type=int, default=None, help="at most this many keys per table")
     populate.set_defaults(run=_populate)
 
     status = commands.add_parser("status", help="done / pending / reserved / error per computed table")
     status.set_defaults(run=_status)
+
+    gc = commands.add_parser(
+        "gc", help="list stored files (weights, activations, RDMs) that no row references; --delete removes them"
+    )
+    gc.add_argument("--delete", action="store_true", help="delete them (default: only report)")
+    gc.set_defaults(run=_gc)
 
     builders = commands.add_parser("builders", help="list the registered dataset, model and trainer builders")
     builders.set_defaults(run=_builders)
@@ -147,6 +153,20 @@ def _status(args) -> int:
             short = " ".join(f"{k}={str(row[k])[:8]}" for k in ("model_hash", "seed") if k in row)
             print(f"  {row['table']} {short}: {row['error_message']}")
         print("fix the cause, then re-queue with: TrainedModel.jobs.errors.delete() (in Python)")
+    return 0
+
+
+def _gc(args) -> int:
+    from . import activate
+    from .storage import collect_garbage
+
+    activate(args.prefix)
+    report = collect_garbage(dry_run=not args.delete)
+    size = report["orphaned_bytes"] / 2**20
+    verb = "deleted" if args.delete else "would delete"
+    print(f"{verb} {report['orphaned_files']} unreferenced file(s), {size:.1f} MiB")
+    if report["orphaned_files"] and not args.delete:
+        print("run `neurofit gc --delete` to remove them")
     return 0
 
 

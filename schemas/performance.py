@@ -40,6 +40,10 @@ class Performance(dj.Computed):
     feve = null: float64                     # mean FEVE over neurons with FEV >= fev_threshold (NaN if none)
     fev_threshold: float64                   # FEV a neuron needs to enter the FEVE mean
     oracle_correlation: float64              # mean leave-one-repeat-out oracle r: a noise ceiling
+    cc_abs: float64                          # mean over neurons: r of prediction with the repeat average
+    cc_norm = null: float64                  # mean CCnorm over neurons with signal power > 0 (Schoppe et al. 2016)
+    cc_max = null: float64                   # mean CCmax over neurons with signal power > 0: the noise ceiling of CCabs
+    n_signal_neurons: int32                  # neurons with signal power > 0 (those in cc_norm and cc_max)
     """
 
     class Session(dj.Part):
@@ -56,6 +60,9 @@ class Performance(dj.Computed):
         fev: <blob>                          # (n_neurons,) fraction of explainable variance
         feve: <blob>                         # (n_neurons,) fraction of explainable variance explained
         oracle_correlation: <blob>           # (n_neurons,) leave-one-repeat-out oracle r
+        cc_abs: <blob>                       # (n_neurons,) r of prediction with the repeat average
+        cc_norm: <blob>                      # (n_neurons,) CCnorm; NaN where signal power <= 0
+        cc_max: <blob>                       # (n_neurons,) CCmax; NaN where signal power <= 0
         mean_single_trial_correlation: float64
         mean_correlation_to_average: float64
         """
@@ -92,6 +99,10 @@ class Performance(dj.Computed):
                 "feve": _none_if_nan(performance.mean_feve(joined("feve"), joined("fev"))),
                 "fev_threshold": performance.FEV_THRESHOLD,
                 "oracle_correlation": _nanmean(joined("oracle_correlation")),
+                "cc_abs": _nanmean(joined("cc_abs")),
+                "cc_norm": _none_if_nan(_nanmean(joined("cc_norm"))),
+                "cc_max": _none_if_nan(_nanmean(joined("cc_max"))),
+                "n_signal_neurons": int(np.isfinite(joined("cc_max")).sum()),
             }
         )
         self.Session.insert(
@@ -103,7 +114,7 @@ class Performance(dj.Computed):
                     "n_trials": scores["n_trials"],
                     **{name: np.asarray(scores[name], dtype=np.float64) for name in (
                         "single_trial_correlation", "correlation_to_average", "fev", "feve",
-                        "oracle_correlation")},
+                        "oracle_correlation", "cc_abs", "cc_norm", "cc_max")},
                     "mean_single_trial_correlation": _nanmean(scores["single_trial_correlation"]),
                     "mean_correlation_to_average": _nanmean(scores["correlation_to_average"]),
                 }

@@ -5,10 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from .performance import Performance
+from .probing import Activations
+from .rsa import RDM, RDMComparison, ReferenceNoiseCeiling
+from .similarity import CKA
 from .training import TrainedModel
+from .tuning import Tuning
 
 # Dependency order: a table comes after every table it reads from.
-COMPUTED_TABLES = {"TrainedModel": TrainedModel, "Performance": Performance}
+COMPUTED_TABLES = {
+    "TrainedModel": TrainedModel,
+    "Performance": Performance,
+    "Activations": Activations,
+    "RDM": RDM,
+    "ReferenceNoiseCeiling": ReferenceNoiseCeiling,
+    "RDMComparison": RDMComparison,
+    "CKA": CKA,
+    "Tuning": Tuning,
+}
 
 
 def _tables(names) -> dict[str, Any]:

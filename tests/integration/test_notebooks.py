@@ -38,3 +38,13 @@ def test_getting_started(db, tmp_path):
     # The notebook wrote to the same database the tests use.
     notebook_data = schemas.Dataset & {"comment": "getting-started notebook"}
     assert len(schemas.TrainedModel & notebook_data.keys()) == 4
+
+
+def test_analysis(db, tmp_path):
+    notebook = _execute("02_analysis.ipynb", tmp_path)
+    summary = _last_value(notebook)
+    assert summary["n_layers"] == 3  # the demo's small model: 2 core layers and the output
+    assert summary["best_layer"] == "output"  # the readout predicts the population, so its RDM matches best
+    assert 0.3 < summary["best_similarity"] <= summary["noise_ceiling_upper"] + 0.05
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # RDM heatmaps, comparison, CKA matrix, preferred directions

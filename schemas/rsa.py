@@ -1,0 +1,200 @@
+"""Representational similarity analysis: RDMs of layers, reference RDMs, and their comparisons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import datajoint as dj
+
+from neurofit.pipelines.analysis import rdm as rdm_functions
+from neurofit.pipelines.analysis import rdm_comparison
+
+from ._schema import schema
+from .probing import Activations, StimulusSet
+
+
+@schema
+class RDMMethod(dj.Lookup):
+    """One way of turning activations into an RDM (rsatoolbox's definitions)."""
+
+    definition = """
+    rdm_method: varchar(32)                # name understood by neurofit.pipelines.analysis.rdm.rdm
+    ---
+    description: varchar(255)
+    """
+    contents = [
+        ("correlation", "1 - Pearson r between the two activation patterns"),
+        ("euclidean", "squared euclidean distance divided by the number of units"),
+    ]
+
+
+@schema
+class RDM(dj.Computed):
+    """The representational dissimilarity matrix of one layer for one stimulus set."""
+
+    definition = """
+    -> Activations.Layer
+    -> RDMMethod
+    ---
+    n_stimuli: int32
+    rdm: <npy@neurofit>                    # (n_stimuli * (n_stimuli - 1) / 2,) float64, condensed upper triangle
+    """
+
+    def make_fetch(self, key):
+        return [(Activations.Layer & key).fetch1("n_units")]
+
+    def make_compute(self, key, n_units):
+        # The array is read here, outside the transaction and outside DataJoint's fetch hashing.
+        activations = (Activations.Layer & key).fetch1("activations").load()
+        return [rdm_functions.rdm(np.asarray(activations, dtype=np.float64), method=key["rdm_method"])]
+
+    def make_insert(self, key, values):
+        n_stimuli = int(round((1 + np.sqrt(1 + 8 * values.size)) / 2))
+        self.insert1({**key, "n_stimuli": n_stimuli, "rdm": values})
+
+
+@schema
+class ReferenceRDM(dj.Manual):
+    """One RDM a lab measured (brain region, behaviour) for a stimulus set, averaged over subjects.
+
+    Per-subject RDMs in the `ReferenceRDM.Subject` part give its noise ceiling.
+    """
+
+    definition = """
+    reference_rdm: varchar(64)             # e.g. "V1_fmri", "behaviour_similarity"
+    ---
+    -> StimulusSet
+    n_subjects: int32                      # subjects averaged (0 if only the mean was given)
+    rdm: <npy@neurofit>                    # (n_pairs,) condensed mean RDM
+    description = "": varchar(1024)
+    """
+
+    class Subject(dj.Part):
+        """One subject's RDM of a reference."""
+
+        definition = """
+        -> master
+        subject: varchar(64)
+        ---
+        rdm: <npy@neurofit>                # (n_pairs,) condensed
+        """
+
+    @classmethod
+    def add(
+        cls,
+        name: str,
+        stimulus_set: str,
+        rdm: np.ndarray | None = None,
+        *,
+        subjects: dict[str, np.ndarray] | None = None,
+        description: str = "",
+    ) -> dict[str, str]:
+        """Insert a reference RDM: either one RDM, or per-subject RDMs whose mean is the reference.
+
+        RDMs may be square (n, n) or condensed (n(n-1)/2,), and must match the stimulus set's size.
+        """
+        n = (StimulusSet & {"stimulus_set": stimulus_set}).fetch1("n_stimuli") if (
+            StimulusSet & {"stimulus_set": stimulus_set}) else None
+        if n is None:
+            raise ValueError(f"no stimulus set named {stimulus_set!r}; add it with StimulusSet.add")
+        if (rdm is None) == (subjects is None):
+            raise ValueError("give either rdm=... or subjects={name: rdm, ...}, not both or neither")
+
+        def as_condensed(value, what):
+            value = np.asarray(value, dtype=np.float64)
+            if value.ndim == 2:
+                value = rdm_functions.condensed(value)
+            if value.shape != (n * (n - 1) // 2,):
+                raise ValueError(
+                    f"{what} has {value.shape} entries; stimulus set {stimulus_set!r} has {n} stimuli, "
+                    f"so an RDM is ({n}, {n}) or ({n * (n - 1) // 2},) condensed"
+                )
+            return value
+
+        per_subject = {s: as_condensed(v, f"RDM of subject {s!r}") for s, v in (subjects or {}).items()}
+        mean = as_condensed(rdm, "rdm") if rdm is not None else np.mean(list(per_subject.values()), axis=0)
+        key = {"reference_rdm": name}
+        with cls.connection.transaction:
+            cls().insert1({**key, "stimulus_set": stimulus_set, "n_subjects": len(per_subject),
+                           "rdm": mean, "description": description})
+            cls.Subject().insert([{**key, "subject": s, "rdm": v} for s, v in per_subject.items()])
+        return key
+
+
+@schema
+class ComparisonMethod(dj.Lookup):
+    """One way of comparing two RDMs (rsatoolbox's definitions)."""
+
+    definition = """
+    comparison_method: varchar(32)         # name understood by neurofit.pipelines.analysis.rdm_comparison
+    ---
+    description: varchar(255)
+    """
+    contents = [
+        ("spearman", "Spearman rank correlation (tie-aware)"),
+        ("pearson", "Pearson correlation"),
+        ("kendall-tau-a", "Kendall's tau-a, recommended when model RDMs have ties (Nili et al. 2014)"),
+        ("whitened-cosine", "cosine after whitening (Diedrichsen et al. 2021)"),
+    ]
+
+
+@schema
+class ReferenceNoiseCeiling(dj.Computed):
+    """Noise ceiling of one reference RDM under one comparison method (Nili et al. 2014)."""
+
+    definition = """
+    -> ReferenceRDM
+    -> ComparisonMethod
+    ---
+    lower = null: float64                  # leave-one-subject-out: subject vs mean of the others
+    upper = null: float64                  # subject vs mean of all subjects
+    """
+
+    @property
+    def key_source(self):
+        return (ReferenceRDM & "n_subjects >= 2") * ComparisonMethod
+
+    def make(self, key):
+        subjects = np.stack([r.load() for r in (ReferenceRDM.Subject & key).to_arrays("rdm")])
+        lower, upper = rdm_comparison.noise_ceiling(subjects, method=key["comparison_method"])
+        self.insert1({**key, "lower": float(lower), "upper": float(upper)})
+
+
+@schema
+class RDMComparison(dj.Computed):
+    """Similarity of one layer's RDM to one reference RDM of the same stimulus set."""
+
+    definition = """
+    -> RDM
+    -> ReferenceRDM
+    -> ComparisonMethod
+    ---
+    similarity: float64                    # the comparison method's value (1 = identical ordering/shape)
+    """
+
+    @property
+    def key_source(self):
+        # Natural join on stimulus_set: only a reference of the same stimuli is compared.
+        return (RDM.proj() * ReferenceRDM.proj("stimulus_set") * ComparisonMethod).proj()
+
+    def make_fetch(self, key):
+        return [(RDM & key).fetch1("n_stimuli")]
+
+    def make_compute(self, key, n_stimuli):
+        model_rdm = (RDM & key).fetch1("rdm").load()
+        reference = (ReferenceRDM & key).fetch1("rdm").load()
+        return [float(rdm_comparison.compare_rdms(model_rdm, reference, method=key["comparison_method"])[0, 0])]
+
+    def make_insert(self, key, similarity):
+        self.insert1({**key, "similarity": similarity})
+
+
+def layer_comparisons(restriction: Any = None):
+    """RDM comparisons with layer order and noise ceilings, as a tidy pandas DataFrame."""
+    rows = (RDMComparison * Activations.Layer.proj("layer_index") & (restriction or {})).to_pandas().reset_index()
+    ceilings = ReferenceNoiseCeiling.to_pandas().reset_index() if ReferenceNoiseCeiling() else None
+    if ceilings is not None and len(rows):
+        rows = rows.merge(ceilings, on=["reference_rdm", "comparison_method"], how="left")
+    return rows
