@@ -39,7 +39,8 @@ LEADING_PARAMETERS = {
 }
 ENTRY_POINT_GROUPS = {kind: f"neurofit.{kind}s" for kind in KINDS}
 ALLOWED_MODULES_ENV = "NEUROFIT_ALLOWED_MODULES"
-_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+# 64 characters: two model keys must fit one MySQL index (3072 bytes in utf8mb4) in CKA pairs.
+_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 
 
 class RegistryError(ValueError):
@@ -136,7 +137,7 @@ def _hyperparameters(kind: str, name: str, function: Callable[..., Any]) -> dict
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         raise RegistryError(
-            f"builder name {name!r} must be 1-128 characters of letters, digits, '_', '.', '-', "
+            f"builder name {name!r} must be 1-64 characters of letters, digits, '_', '.', '-', "
             "starting with a letter or '_' (e.g. 'mylab.cnn_v2')"
         )
 

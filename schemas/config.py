@@ -102,7 +102,7 @@ def _user() -> str:
 def _definition(kind: str) -> str:
     """The table definition shared by the three config tables; attributes are prefixed by kind."""
     return f"""
-    {kind}_fn: varchar(128)          # registered {kind} builder name
+    {kind}_fn: varchar(64)           # registered {kind} builder name
     {kind}_hash: char(32)            # md5 of the canonical config text
     ---
     {kind}_config: bytes             # exact canonical config text (neurofit.pipelines.hashing)

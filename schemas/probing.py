@@ -33,10 +33,10 @@ class StimulusSet(dj.Manual):
     """
 
     definition = """
-    stimulus_set: varchar(64)              # name, e.g. "gratings_8_directions"
+    stimulus_set: varchar(64)              # name, e.g. gratings_8_directions
     ---
     n_stimuli: int32                       # number of stimuli
-    input_shape: varchar(64)               # shape of one stimulus, e.g. "1,32,32"
+    input_shape: varchar(64)               # shape of one stimulus, e.g. 1,32,32
     n_time: int32                          # time steps of time-resolved features (0: one value per stimulus)
     stimuli: <npy@neurofit>                # (n_stimuli, *input_shape) float32
     stimuli_sha256: char(64)               # checksum of dtype, shape and values
@@ -49,10 +49,10 @@ class StimulusSet(dj.Manual):
 
         definition = """
         -> master
-        feature: varchar(64)               # e.g. "velocity", "position", "label"
+        feature: varchar(64)               # e.g. velocity, position, label
         ---
         values: <npy@neurofit>             # (n_stimuli, ...) float64
-        unit = "": varchar(32)             # e.g. "cm/s"
+        unit = "": varchar(32)             # e.g. cm/s
         """
 
     @classmethod
@@ -145,7 +145,9 @@ class ProbeSelection(dj.Manual):
             raise ValueError(f"no stimulus set named {stimulus_set!r}; add it with StimulusSet.add")
         shape = stimuli.fetch1("input_shape")
         rows = []
-        for key, info in zip(*(TrainedModel & models).to_arrays("KEY", "data_info")):
+        for row in (TrainedModel & models).proj("data_info").to_dicts():
+            info = row.pop("data_info")
+            key = row
             model_shape = ",".join(map(str, info["input_shape"]))
             if model_shape != shape:
                 raise ValueError(
@@ -173,7 +175,7 @@ class Activations(dj.Computed):
 
         definition = """
         -> master
-        layer: varchar(128)                # module name, or "output"
+        layer: varchar(128)                # module name, or output for the model output
         ---
         layer_index: int32                 # position in network order
         n_units: int32                     # channels x positions (x time)

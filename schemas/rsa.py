@@ -25,8 +25,8 @@ class RDMMethod(dj.Lookup):
     description: varchar(255)
     """
     contents = [
-        ("correlation", "1 - Pearson r between the two activation patterns"),
-        ("euclidean", "squared euclidean distance divided by the number of units"),
+        {"rdm_method": "correlation", "description": "1 - Pearson r between the two activation patterns"},
+        {"rdm_method": "euclidean", "description": "squared euclidean distance divided by the number of units"},
     ]
 
 
@@ -63,7 +63,7 @@ class ReferenceRDM(dj.Manual):
     """
 
     definition = """
-    reference_rdm: varchar(64)             # e.g. "V1_fmri", "behaviour_similarity"
+    reference_rdm: varchar(64)             # e.g. V1_fmri, behaviour_similarity
     ---
     -> StimulusSet
     n_subjects: int32                      # subjects averaged (0 if only the mean was given)
@@ -133,10 +133,13 @@ class ComparisonMethod(dj.Lookup):
     description: varchar(255)
     """
     contents = [
-        ("spearman", "Spearman rank correlation (tie-aware)"),
-        ("pearson", "Pearson correlation"),
-        ("kendall-tau-a", "Kendall's tau-a, recommended when model RDMs have ties (Nili et al. 2014)"),
-        ("whitened-cosine", "cosine after whitening (Diedrichsen et al. 2021)"),
+        {"comparison_method": name, "description": text}
+        for name, text in [
+            ("spearman", "Spearman rank correlation (tie-aware)"),
+            ("pearson", "Pearson correlation"),
+            ("kendall-tau-a", "Kendall's tau-a, recommended when model RDMs have ties (Nili et al. 2014)"),
+            ("whitened-cosine", "cosine after whitening (Diedrichsen et al. 2021)"),
+        ]
     ]
 
 
@@ -154,10 +157,11 @@ class ReferenceNoiseCeiling(dj.Computed):
 
     @property
     def key_source(self):
-        return (ReferenceRDM & "n_subjects >= 2") * ComparisonMethod
+        return (ReferenceRDM & "n_subjects >= 2").proj() * ComparisonMethod.proj()
 
     def make(self, key):
-        subjects = np.stack([r.load() for r in (ReferenceRDM.Subject & key).to_arrays("rdm")])
+        # to_dicts keeps the lazy references; to_arrays would stack them through __array__.
+        subjects = np.stack([row["rdm"].load() for row in (ReferenceRDM.Subject & key).to_dicts()])
         lower, upper = rdm_comparison.noise_ceiling(subjects, method=key["comparison_method"])
         self.insert1({**key, "lower": float(lower), "upper": float(upper)})
 
@@ -171,24 +175,33 @@ class RDMComparison(dj.Computed):
     -> ReferenceRDM
     -> ComparisonMethod
     ---
-    similarity: float64                    # the comparison method's value (1 = identical ordering/shape)
+    similarity: float64                    # mean over subjects of the comparison with each subject's RDM (with the mean RDM if there are no subjects); comparable with the noise ceiling
+    similarity_sem = null: float64         # standard error of that mean over subjects
+    similarity_to_mean: float64            # comparison with the subject-averaged reference RDM
     """
 
     @property
     def key_source(self):
         # Natural join on stimulus_set: only a reference of the same stimuli is compared.
-        return (RDM.proj() * ReferenceRDM.proj("stimulus_set") * ComparisonMethod).proj()
+        return (RDM.proj() * ReferenceRDM.proj("stimulus_set") * ComparisonMethod.proj()).proj()
 
     def make_fetch(self, key):
         return [(RDM & key).fetch1("n_stimuli")]
 
     def make_compute(self, key, n_stimuli):
+        method = key["comparison_method"]
         model_rdm = (RDM & key).fetch1("rdm").load()
-        reference = (ReferenceRDM & key).fetch1("rdm").load()
-        return [float(rdm_comparison.compare_rdms(model_rdm, reference, method=key["comparison_method"])[0, 0])]
+        to_mean = float(rdm_comparison.compare_rdms(model_rdm, (ReferenceRDM & key).fetch1("rdm").load(), method=method)[0, 0])
+        subjects = [row["rdm"].load() for row in (ReferenceRDM.Subject & key).to_dicts()]
+        if not subjects:
+            return [to_mean, None, to_mean]
+        # Per subject, then averaged: the quantity the noise ceiling bounds (Nili et al. 2014).
+        per_subject = rdm_comparison.compare_rdms(model_rdm, np.stack(subjects), method=method)[0]
+        sem = float(per_subject.std(ddof=1) / np.sqrt(len(per_subject))) if len(per_subject) > 1 else None
+        return [float(per_subject.mean()), sem, to_mean]
 
-    def make_insert(self, key, similarity):
-        self.insert1({**key, "similarity": similarity})
+    def make_insert(self, key, similarity, sem, to_mean):
+        self.insert1({**key, "similarity": similarity, "similarity_sem": sem, "similarity_to_mean": to_mean})
 
 
 def layer_comparisons(restriction: Any = None):

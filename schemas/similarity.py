@@ -27,9 +27,9 @@ class CKAMethod(dj.Lookup):
     description: varchar(255)
     """
     contents = [
-        ("linear", "linear CKA"),
-        ("rbf", "RBF-kernel CKA, bandwidth 0.5 x median distance"),
-        ("debiased", "debiased linear CKA (U-statistic HSIC)"),
+        {"cka_method": "linear", "description": "linear CKA"},
+        {"cka_method": "rbf", "description": "RBF-kernel CKA, bandwidth 0.5 x median distance"},
+        {"cka_method": "debiased", "description": "debiased linear CKA (U-statistic HSIC)"},
     ]
 
 
@@ -80,9 +80,8 @@ class CKA(dj.Computed):
 
     def _layers(self, key, suffix: str):
         restriction = {k: key[k + suffix] for k in _MODEL_KEY}
-        rows = Activations.Layer & restriction & {"stimulus_set": key["stimulus_set"]}
-        names, refs = rows.to_arrays("layer", "activations", order_by="layer_index")
-        return list(names), refs
+        rows = (Activations.Layer & restriction & {"stimulus_set": key["stimulus_set"]}).to_dicts(order_by="layer_index")
+        return [row["layer"] for row in rows], [row["activations"] for row in rows]
 
     def make_fetch(self, key):
         return [self._layers(key, "")[0], self._layers(key, "_b")[0]]

@@ -33,7 +33,7 @@ class Tuning(dj.Computed):
     definition = """
     -> Activations.Layer
     ---
-    model_names: json                      # feature models, e.g. "velocity/direction", in column order
+    model_names: json                      # feature models, e.g. velocity/direction, in column order
     r2_test: <blob>                        # (n_units, n_models) held-out R2
     preferred_direction = null: <blob>     # (n_units,) radians, of the direction model of direction_feature
     direction_feature = "": varchar(64)    # feature the preferred directions refer to

@@ -33,6 +33,9 @@ References:
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -402,3 +405,364 @@ def oracle_correlation(responses: ArrayLike, stimulus_id: ArrayLike) -> np.ndarr
     kept_counts = counts[inverse[keep]][:, None]
     others_mean = (sums[inverse[keep]] - kept) / (kept_counts - 1)
     return _pearson(kept, others_mean)
+
+
+# ----------------------------------------------------------------------------------------
+# noise ceilings from repeats: signal power, CCabs, CCmax, CCnorm, split-half CCmax
+# (metrics.md section 1c)
+#
+# These functions take ``repeats`` of shape ``(n_repeats, n_samples, n_neurons)``: every
+# sample (time bin or stimulus) was recorded in each of ``N = n_repeats`` repeats, and
+# ``predictions`` of shape ``(n_samples, n_neurons)`` (one prediction per sample, the same
+# for every repeat). :func:`repeats_array` builds ``repeats`` from the (n_trials, n_neurons)
+# layout used above. All variances, covariances and powers are over the sample axis with
+# ddof 0 (divide by n_samples), one convention throughout: SP is then exactly unbiased for
+# the ddof-0 variance of the noise-free signal, and CCnorm = CCabs / CCmax holds exactly.
+# (Schoppe's MATLAB mixes ddof 1 in SP with ddof 0 in Cov/Var, a factor sqrt((T-1)/T).)
+#
+# References:
+#     Sahani, M. & Linden, J. F. (2003). How linear are auditory cortical responses?
+#     NIPS 15: 125-132.
+#
+#     Schoppe, O., Harper, N. S., Willmore, B. D. B., King, A. J. & Schnupp, J. W. H.
+#     (2016). Measuring the performance of neural models. Front. Comput. Neurosci. 10: 10.
+#
+#     Hsu, A., Borst, A. & Theunissen, F. E. (2004). Quantifying variability in neural
+#     responses and its application for the validation of model predictions. Network:
+#     Comput. Neural Syst. 15(2): 91-109.
+# ----------------------------------------------------------------------------------------
+
+__all__ += [
+    "repeats_array",
+    "signal_power",
+    "cc_abs",
+    "cc_max",
+    "cc_norm",
+    "split_half_cc_max",
+]
+
+
+def _as_repeats(repeats: ArrayLike) -> np.ndarray:
+    """Validates a finite (n_repeats >= 2, n_samples >= 2, n_neurons) array, as float64."""
+    array = np.asarray(repeats)
+    if array.ndim != 3:
+        raise ValueError(
+            "repeats must be 3-D with shape (n_repeats, n_samples, n_neurons), got shape "
+            f"{array.shape}"
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise TypeError(f"repeats must be numeric, got dtype {array.dtype}")
+    if array.shape[0] < 2:
+        raise ValueError(
+            f"at least 2 repeats are needed, got {array.shape[0]} (shape {array.shape})"
+        )
+    if array.shape[1] < 2:
+        raise ValueError(
+            f"at least 2 samples are needed, got {array.shape[1]} (shape {array.shape})"
+        )
+    array = array.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("repeats contains non-finite values (NaN or inf)")
+    return array
+
+
+def _check_repeats_and_predictions(
+    repeats: ArrayLike, predictions: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    repeats = _as_repeats(repeats)
+    predictions = _as_matrix(predictions, "predictions")
+    if predictions.shape != repeats.shape[1:]:
+        raise ValueError(
+            "predictions must have shape (n_samples, n_neurons) matching repeats "
+            f"(n_repeats, n_samples, n_neurons), got predictions {predictions.shape} and "
+            f"repeats {repeats.shape}"
+        )
+    return repeats, predictions
+
+
+def _signal_power(repeats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(SP, P(ȳ))`` per neuron for validated repeats (ddof 0)."""
+    n_repeats = repeats.shape[0]
+    power_of_mean = repeats.mean(axis=0).var(axis=0)
+    mean_power = repeats.var(axis=1).mean(axis=0)
+    return (n_repeats * power_of_mean - mean_power) / (n_repeats - 1), power_of_mean
+
+
+def repeats_array(responses: ArrayLike, stimulus_id: ArrayLike) -> np.ndarray:
+    """Stacks the repeats of each stimulus: (n_trials, n_neurons) -> (N, n_stimuli, n_neurons).
+
+    Stimuli are ordered as the sorted unique ids (:func:`numpy.unique`, as in
+    :func:`trial_average`); within a stimulus, repeats keep the order in which its trials
+    appear in ``responses``. Every stimulus must have been shown the same number of
+    times ``N``.
+
+    Args:
+        responses: Responses per trial, shape (n_trials, n_neurons), any units.
+        stimulus_id: Stimulus label of each trial, shape (n_trials,).
+
+    Returns:
+        ``repeats[k, s, n]`` = the ``k``-th trial of the ``s``-th sorted stimulus id,
+        neuron ``n``; shape (n_repeats, n_stimuli, n_neurons), float64.
+
+    Raises:
+        ValueError: On a non-2-D or empty ``responses``, non-finite values, a
+            ``stimulus_id`` of the wrong length, or unequal repeat counts (the message
+            lists the distinct counts and an example stimulus for each).
+
+    Examples:
+        >>> repeats_array(np.array([[1.0], [2.0], [3.0], [4.0]]), ["b", "a", "b", "a"])[..., 0]
+        array([[2., 1.],
+               [4., 3.]])
+    """
+    responses = _as_matrix(responses, "responses")
+    ids = _as_ids(stimulus_id, responses.shape[0], responses.shape)
+    if responses.shape[0] == 0:
+        raise ValueError(f"responses has no trials (shape {responses.shape})")
+    unique_ids, inverse, counts = _group(ids)
+    distinct = np.unique(counts)
+    if distinct.shape[0] != 1:
+        examples = ", ".join(
+            f"{int(c)} (e.g. stimulus {unique_ids[np.argmax(counts == c)].item()!r})"
+            for c in distinct
+        )
+        raise ValueError(
+            "every stimulus must have the same number of repeats, got repeat counts "
+            f"{examples} across {unique_ids.shape[0]} stimuli"
+        )
+    order = np.argsort(inverse, kind="stable")  # by stimulus, then by trial order
+    stacked = responses[order].reshape(unique_ids.shape[0], int(distinct[0]), -1)
+    return np.ascontiguousarray(stacked.transpose(1, 0, 2))
+
+
+def signal_power(repeats: ArrayLike) -> np.ndarray:
+    """Signal power per neuron from repeated responses (Sahani & Linden, 2003).
+
+    With ``N`` repeats ``r_k``, their mean ``ȳ`` and ``P(x)`` = variance over samples
+    (ddof 0)::
+
+        SP = (N · P(ȳ) - mean_k P(r_k)) / (N - 1)
+           = (Var(Σ_k r_k) - Σ_k Var(r_k)) / (N (N - 1))       (Schoppe et al., 2016)
+
+    For ``r_k = s + ε_k`` with noise independent across repeats, SP is an unbiased
+    estimate of ``P(s)``, the (ddof-0) variance of the noise-free signal; the noise power
+    is ``mean_k P(r_k) - SP``. SP can be negative for very noisy neurons.
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons), any units.
+
+    Returns:
+        Signal power per neuron, shape (n_neurons,), in squared response units.
+
+    Raises:
+        ValueError: On a non-3-D array, fewer than 2 repeats or samples, or non-finite
+            values.
+
+    Examples:
+        >>> signal_power(np.array([[[0.0], [2.0]], [[2.0], [4.0]]]))  # r = s ± 1, P(s) = 1
+        array([1.])
+    """
+    return _signal_power(_as_repeats(repeats))[0]
+
+
+def cc_abs(repeats: ArrayLike, predictions: ArrayLike) -> np.ndarray:
+    """Correlation of the predictions with the repeat-averaged response, per neuron.
+
+    ``CCabs = Cov(ȳ, ŷ) / sqrt(Var(ȳ) Var(ŷ))`` over samples (Schoppe et al., 2016), i.e.
+    :func:`correlation` of ``repeats.mean(axis=0)`` and ``predictions`` (same policy: a
+    constant ``ȳ`` or ``ŷ`` gives 0). It is biased low as a measure of model quality,
+    because ``ȳ`` still contains noise; see :func:`cc_norm`.
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons).
+        predictions: Predictions, shape (n_samples, n_neurons), same units.
+
+    Returns:
+        CCabs per neuron, shape (n_neurons,), dimensionless, in [-1, 1].
+
+    Raises:
+        ValueError: On wrong or mismatched shapes (both are named), too few repeats or
+            samples, or non-finite values.
+
+    Examples:
+        >>> r = np.array([[[0.0], [2.0], [4.0]], [[2.0], [2.0], [6.0]]])
+        >>> cc_abs(r, np.array([[1.0], [2.0], [5.0]]))
+        array([1.])
+    """
+    repeats, predictions = _check_repeats_and_predictions(repeats, predictions)
+    return _pearson(repeats.mean(axis=0), predictions)
+
+
+def cc_max(repeats: ArrayLike) -> np.ndarray:
+    """Noise ceiling of CCabs per neuron: ``CCmax = sqrt(SP / Var(ȳ))`` (Schoppe et al., 2016).
+
+    The highest correlation with ``ȳ`` that a noise-free prediction of the signal can
+    reach given the trial-to-trial noise, with SP from :func:`signal_power` (ddof 0
+    throughout). ``CCmax`` is at most 1.
+
+    Policy: where ``SP <= 0`` (no detectable signal, including a constant ``ȳ``) the
+    ceiling is undefined and NaN is returned.
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons).
+
+    Returns:
+        CCmax per neuron, shape (n_neurons,), dimensionless, in (0, 1], NaN where
+        undefined.
+
+    Raises:
+        ValueError: On a non-3-D array, too few repeats or samples, or non-finite values.
+
+    Examples:
+        >>> cc_max(np.array([[[0.0], [2.0]], [[2.0], [4.0]]]))  # SP = 1, Var(ȳ) = 1
+        array([1.])
+    """
+    sp, power_of_mean = _signal_power(_as_repeats(repeats))
+    defined = sp > 0
+    ratio = np.divide(sp, power_of_mean, out=np.full_like(sp, np.nan), where=defined)
+    # SP <= Var(ȳ) always (mean_k P(r_k) >= P(ȳ)); the clip only removes rounding.
+    return np.sqrt(np.minimum(ratio, 1.0))
+
+
+def cc_norm(repeats: ArrayLike, predictions: ArrayLike) -> np.ndarray:
+    """Normalised correlation coefficient per neuron (Schoppe et al., 2016).
+
+    ::
+
+        CCnorm = Cov(ȳ, ŷ) / sqrt(SP · Var(ŷ)) = CCabs / CCmax
+
+    (covariance and variances over samples with ddof 0, SP from :func:`signal_power`). It
+    estimates the correlation between the prediction and the noise-free signal, so it is
+    not biased low by the recording noise as :func:`cc_abs` is. Because SP is an estimate,
+    CCnorm can exceed 1 (or fall below -1), mostly for neurons with little signal.
+
+    Policy: NaN where ``SP <= 0`` (undefined; such neurons are usually excluded);
+    otherwise 0 for a constant prediction (the convention of :func:`correlation`).
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons).
+        predictions: Predictions, shape (n_samples, n_neurons), same units.
+
+    Returns:
+        CCnorm per neuron, shape (n_neurons,), dimensionless, NaN where undefined.
+
+    Raises:
+        ValueError: On wrong or mismatched shapes (both are named), too few repeats or
+            samples, or non-finite values.
+
+    Examples:
+        >>> r = np.array([[[0.0], [2.0]], [[2.0], [4.0]]])  # SP = 1
+        >>> cc_norm(r, np.array([[0.0], [1.0]]))
+        array([1.])
+    """
+    repeats, predictions = _check_repeats_and_predictions(repeats, predictions)
+    sp, _ = _signal_power(repeats)
+    mean_response = repeats.mean(axis=0)
+    pred_c = predictions - predictions.mean(axis=0)
+    n_samples = predictions.shape[0]
+    covariance = np.einsum("ij,ij->j", mean_response - mean_response.mean(axis=0), pred_c)
+    covariance /= n_samples
+    pred_var = np.einsum("ij,ij->j", pred_c, pred_c) / n_samples
+    constant = np.ptp(predictions, axis=0) == 0
+    result = np.zeros_like(sp)
+    ok = (sp > 0) & ~constant & (pred_var > 0)
+    result[ok] = covariance[ok] / np.sqrt(sp[ok] * pred_var[ok])
+    result[~(sp > 0)] = np.nan
+    return result
+
+
+def _split_halves(n_used: int, n_splits: int, seed: int) -> np.ndarray:
+    """Boolean membership (n, n_used) of half A for distinct complementary half-splits.
+
+    A split and its complement are the same split, so half A always holds repeat 0. All
+    ``C(n_used - 1, n_used / 2 - 1)`` splits are used when there are at most ``n_splits``
+    of them (in lexicographic order); otherwise ``n_splits`` distinct ones are drawn at
+    random with ``numpy.random.default_rng(seed)``.
+    """
+    half = n_used // 2
+    total = math.comb(n_used - 1, half - 1)
+    if total <= n_splits:
+        rows = [(0, *rest) for rest in itertools.combinations(range(1, n_used), half - 1)]
+        members = np.zeros((total, n_used), dtype=bool)
+        members[np.repeat(np.arange(total), half), np.asarray(rows).reshape(-1)] = True
+        return members
+    rng = np.random.default_rng(seed)
+    found = np.zeros((0, n_used), dtype=bool)
+    while found.shape[0] < n_splits:
+        perms = np.argsort(rng.random((2 * n_splits, n_used)), axis=1)[:, :half]
+        batch = np.zeros((2 * n_splits, n_used), dtype=bool)
+        batch[np.arange(2 * n_splits)[:, None], perms] = True
+        batch[~batch[:, 0]] = ~batch[~batch[:, 0]]  # canonical: half A holds repeat 0
+        found = np.concatenate([found, batch])
+        _, first = np.unique(found, axis=0, return_index=True)
+        found = found[np.sort(first)]  # distinct splits, in order of drawing
+    return found[:n_splits]
+
+
+def split_half_cc_max(repeats: ArrayLike, n_splits: int = 126, seed: int = 0) -> np.ndarray:
+    """Split-half noise ceiling CCmax per neuron (Hsu, Borst & Theunissen, 2004).
+
+    The repeats are split into two complementary halves A and B; ``CC_half`` is the
+    Pearson correlation (over samples) between the mean response of A and that of B. It
+    is averaged over up to ``n_splits`` distinct splits, and the Spearman-Brown
+    correction gives the ceiling for the mean of all repeats::
+
+        CCmax = sqrt(2 / (1 + 1 / |mean CC_half|))
+
+    This is the order of deepSTRF's ``compute_CCmax`` (average ``CC_half``, then
+    transform), but per neuron (deepSTRF averages ``CC_half`` over its whole batch before
+    the transform). With an odd number of repeats the last repeat is dropped. With ``N``
+    used repeats there are ``C(N, N/2) / 2`` distinct splits (126 for N = 10, all of
+    which are used by default); if there are more than ``n_splits``, a random subset is
+    drawn, deterministically for a given ``seed``. It estimates the same quantity as
+    :func:`cc_max`; ``cc_abs / split_half_cc_max`` is deepSTRF's normalised CC.
+
+    Computed from the per-neuron covariance matrix of the repeats (quadratic forms, no
+    per-split copies of the data). A half whose mean response is constant counts as
+    ``CC_half = 0``; a mean ``CC_half`` of 0 gives CCmax 0.
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons).
+        n_splits: Maximum number of half-splits to average over, >= 1.
+        seed: Seed of the split sampling (used only when not all splits are taken).
+
+    Returns:
+        CCmax per neuron, shape (n_neurons,), dimensionless, in [0, 1].
+
+    Raises:
+        ValueError: On a non-3-D array, too few repeats or samples, non-finite values, or
+            ``n_splits < 1``.
+
+    Examples:
+        >>> r = np.array([[[0.0], [2.0], [4.0]], [[1.0], [3.0], [5.0]]])  # CC_half = 1
+        >>> split_half_cc_max(r)
+        array([1.])
+    """
+    repeats = _as_repeats(repeats)
+    if int(n_splits) != n_splits or n_splits < 1:
+        raise ValueError(f"n_splits must be a positive integer, got {n_splits!r}")
+    n_used = repeats.shape[0] - repeats.shape[0] % 2
+    used = repeats[:n_used]
+    members = _split_halves(n_used, int(n_splits), seed)
+    weights_a = members / (n_used // 2)
+    weights_b = ~members / (n_used // 2)
+    centred = used - used.mean(axis=1, keepdims=True)
+    by_neuron = centred.transpose(2, 0, 1)  # (n_neurons, n_used, n_samples)
+    cov = by_neuron @ by_neuron.transpose(0, 2, 1)  # (n_neurons, n_used, n_used)
+
+    def quadratic(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        # left_s · C_n · right_s for every split s and neuron n -> (n_splits, n_neurons)
+        return np.einsum("sk,nks->sn", left, cov @ right.T)
+
+    cov_ab = quadratic(weights_a, weights_b)
+    var_a = quadratic(weights_a, weights_a)
+    var_b = quadratic(weights_b, weights_b)
+    # A half mean is "constant" if its variance is at rounding level relative to the
+    # repeats' own variance (or if every repeat of the neuron is exactly constant).
+    scale = np.trace(cov, axis1=1, axis2=2) / n_used**2
+    tiny = 1e-24 * scale
+    varying = np.any(np.ptp(used, axis=1) > 0, axis=0)
+    ok = (var_a > tiny) & (var_b > tiny) & varying
+    cc_half = np.zeros_like(cov_ab)
+    cc_half[ok] = cov_ab[ok] / np.sqrt(var_a[ok] * var_b[ok])
+    mean_abs = np.abs(np.clip(cc_half, -1.0, 1.0).mean(axis=0))
+    return np.sqrt(2.0 * mean_abs / (1.0 + mean_abs))

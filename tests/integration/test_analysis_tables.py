@@ -86,7 +86,10 @@ def test_comparison_to_a_reference_with_a_noise_ceiling(db, probed):
     assert best.layer == "output" and best.seed == probed["keys"][0]["seed"]
     lower, upper = (schemas.ReferenceNoiseCeiling & {"reference_rdm": "test_brain", "comparison_method": "spearman"}).fetch1("lower", "upper")
     assert 0 < lower < upper <= 1
-    assert best.similarity <= upper + 1e-9
+    # The model whose RDM generated the subjects is the true model: in expectation it scores
+    # between the bounds (the upper bound overestimates it, the lower underestimates it).
+    assert lower - 0.03 <= best.similarity <= upper + 0.03
+    assert best.similarity_to_mean > best.similarity  # averaging subjects removes noise
     tidy = schemas.layer_comparisons({"reference_rdm": "test_brain"})
     assert {"layer_index", "lower", "upper", "similarity"} <= set(tidy.columns)
 

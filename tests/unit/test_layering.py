@@ -41,3 +41,21 @@ def test_importing_schemas_does_not_connect():
         env={"DJ_HOST": "203.0.113.1", "PATH": "", "HOME": "/tmp"},
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_table_comments_have_no_double_quotes():
+    """MySQL/MariaDB reject column comments with double quotes (found the hard way)."""
+    import re
+
+    import neurofit.schemas as s
+
+    tables = [getattr(s, name) for name in s.__all__ if isinstance(getattr(s, name), type)]
+    assert len(tables) > 10
+    for table in tables:
+        definitions = [getattr(table, "definition", "")] + [
+            getattr(part, "definition", "") for part in vars(table).values() if isinstance(part, type)
+        ]
+        for definition in filter(lambda d: isinstance(d, str), definitions):
+            for line in definition.splitlines():
+                comment = line.split("#", 1)[1] if "#" in line else ""
+                assert '"' not in comment, f"{table.__name__}: {line.strip()}"

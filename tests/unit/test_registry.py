@@ -46,7 +46,7 @@ def test_names_outside_the_registry_are_rejected(name):
 
 
 def test_unsafe_looking_names_are_rejected_before_lookup():
-    with pytest.raises(RegistryError, match="must be 1-128 characters"):
+    with pytest.raises(RegistryError, match="must be 1-64 characters"):
         resolve("model", "os.system('rm -rf /')")
 
 
