@@ -48,3 +48,4 @@ def test_analysis(db, tmp_path):
     assert 0.3 < summary["best_similarity"] <= summary["noise_ceiling_upper"] + 0.05
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 4  # RDM heatmaps, comparison, CKA matrix, preferred directions
+    assert summary["max_fraction_tuned"] > 0.1  # some units of the trained model are direction tuned
