@@ -99,7 +99,7 @@ def test_cka_within_and_across_models(db, probed):
 
     assert schemas.CKASelection.add_pairs(probed["trained"], "test_gratings") == 3
     schemas.populate("CKA", display_progress=False, suppress_errors=False)
-    rows = (schemas.CKA & {"cka_method": "linear"}).to_dicts()
+    rows = (schemas.CKA & {"cka_method": "linear"} & probed["keys"]).to_dicts()
     assert len(rows) == 3
     for row in rows:
         matrix = row["cka"]

@@ -20,7 +20,7 @@ def trained(db):
     model = schemas.Model.add("neurofit.gaussian_cnn", MODEL)
     trainer = schemas.Trainer.add("neurofit.poisson", TRAINER)
     keys = schemas.TrainingSelection.add_grid(dataset, model, trainer, [7, 8])
-    results = schemas.populate(display_progress=False, suppress_errors=False)
+    results = schemas.populate(["TrainedModel", "Performance"], keys, display_progress=False, suppress_errors=False)
     return {"keys": keys, "results": results, "dataset": dataset, "model": model, "trainer": trainer}
 
 
@@ -32,10 +32,12 @@ def test_populate_trains_exactly_the_selection(db, trained):
     assert len(schemas.TrainedModel & trained["keys"]) == 2
     # An unselected config is never trained.
     schemas.Model.add("neurofit.gaussian_cnn", {"hidden_channels": 4, "layers": 1})
-    again = schemas.populate(display_progress=False)
+    unselected = {"model_hash": schemas.Model.key_for("neurofit.gaussian_cnn", {"hidden_channels": 4, "layers": 1})[0]["model_hash"]}
+    assert not (schemas.TrainingSelection & unselected)
+    again = schemas.populate(["TrainedModel"], trained["keys"], display_progress=False)
     assert again["TrainedModel"]["success_count"] == 0
-    status = schemas.status()
-    assert status.loc["TrainedModel", "pending"] == 0
+    assert not (schemas.TrainedModel & unselected)
+    status = schemas.status("TrainedModel")
     assert status.loc["TrainedModel", "done"] >= 2
 
 

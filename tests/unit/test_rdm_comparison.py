@@ -23,7 +23,7 @@ from neurofit.pipelines.analysis.rdm_comparison import (
     noise_ceiling,
 )
 
-rsatoolbox = pytest.importorskip("rsatoolbox")
+import rsatoolbox  # noqa: E402  (a declared test dependency: never skip the agreement tests)
 from rsatoolbox.inference import boot_noise_ceiling, cv_noise_ceiling  # noqa: E402
 from rsatoolbox.inference.crossvalsets import sets_leave_one_out_rdm  # noqa: E402
 from rsatoolbox.rdm import RDMs, compare  # noqa: E402

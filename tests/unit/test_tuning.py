@@ -359,7 +359,7 @@ def test_split_is_over_trajectories_and_reproduces_train_test_split(small):
     assert result.n_train[0] + result.n_test[0] == moving
     other = fit_tuning(activations, features, models=["velocity/direction"], seed=7)
     assert set(other.test_trajectories) != set(test)
-    sklearn_split = pytest.importorskip("sklearn.model_selection")
+    import sklearn.model_selection as sklearn_split
     ref_train, ref_test = sklearn_split.train_test_split(
         np.arange(30), test_size=0.2, random_state=42
     )
