@@ -142,11 +142,19 @@ def _check_name(name: str) -> None:
         )
 
 
-def register(kind: str, name: str | None = None) -> Callable[[Callable], Callable]:
+def register(
+    kind: str, name: str | None = None, *, requires_gpu: bool = False
+) -> Callable[[Callable], Callable]:
     """Decorator registering a builder under ``name`` (default: ``module.function``).
 
     Registering a different function under a name already taken is an error; registering the
     same function again (a re-run notebook cell) is allowed.
+
+    Args:
+        kind: "dataset", "model" or "trainer".
+        name: the name stored in the database.
+        requires_gpu: the builder cannot run on a CPU; workers on CPU-only machines leave its
+            jobs to GPU workers (see `requirements`).
 
     Examples:
         >>> @register("model", "mylab.tiny")   # doctest: +SKIP
@@ -165,9 +173,21 @@ def register(kind: str, name: str | None = None) -> Callable[[Callable], Callabl
                 "choose another name"
             )
         _registry[kind][key] = function
+        if requires_gpu:
+            # On the function, so entry-point and dotted-path builders can declare it too.
+            function.neurofit_requirements = {"requires_gpu": True}
         return function
 
     return decorate
+
+
+def requirements(kind: str, name: str) -> dict[str, Any]:
+    """What a builder needs to run, e.g. ``{"requires_gpu": True}`` (empty if nothing special).
+
+    A function declares it through ``register(..., requires_gpu=True)`` or by carrying a
+    ``neurofit_requirements`` dict attribute.
+    """
+    return dict(getattr(resolve(kind, name).function, "neurofit_requirements", {}) or {})
 
 
 def _identity(function: Callable) -> str:

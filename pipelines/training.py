@@ -9,9 +9,26 @@ A trainer is registered under kind ``"trainer"`` and has the signature::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
+
+
+class Checkpointer(Protocol):
+    """Where a trainer's per-epoch state goes, so an interrupted job resumes instead of restarting.
+
+    ``save`` replaces the previous checkpoint atomically; ``load`` returns the last saved state
+    or None. States are dicts of tensors and plain Python values (loadable with
+    ``torch.load(weights_only=True)``).
+    """
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+    def load(self) -> dict[str, Any] | None: ...
+
+
+class Preempted(Exception):
+    """Raised by a trainer at an epoch boundary when the worker was asked to stop (SIGTERM)."""
 
 
 @dataclass
@@ -22,14 +39,31 @@ class TrainingContext:
         device: torch device string the trainer must train on ("cpu", "cuda:0").
         on_epoch: called once per finished epoch with the epoch's history row
             (``{"epoch", "train_loss", "validation_score", "seconds"}``); may be None.
+        checkpoint: where to save and find per-epoch state (None: no checkpointing).
+        stop_requested: returns True once the worker has been asked to stop; a trainer checks
+            it after saving each epoch's checkpoint and raises `Preempted`.
     """
 
     device: str = "cpu"
     on_epoch: Callable[[dict[str, Any]], None] | None = None
+    checkpoint: Checkpointer | None = None
+    stop_requested: Callable[[], bool] | None = None
 
     def report_epoch(self, row: dict[str, Any]) -> None:
         if self.on_epoch is not None:
             self.on_epoch(row)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.save(state)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        return None if self.checkpoint is None else self.checkpoint.load()
+
+    def check_stop(self, epoch: int) -> None:
+        """Raise `Preempted` if a stop was requested (call right after saving a checkpoint)."""
+        if self.stop_requested is not None and self.stop_requested():
+            raise Preempted(f"stop requested after epoch {epoch}; resume from its checkpoint")
 
 
 @dataclass
@@ -125,6 +159,8 @@ def train(
     *,
     device: str | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint: Checkpointer | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> TrainingOutcome:
     """Build the data and the model, train, and serialise the result. Pure: no database.
 
@@ -145,7 +181,7 @@ def train(
     data = build_data(dataset_fn, dataset_config, seed)
     model = build_model(model_fn, model_config, data.info, seed).to(device)
     set_seed(seed)
-    context = TrainingContext(device=device, on_epoch=on_epoch)
+    context = TrainingContext(device=device, on_epoch=on_epoch, checkpoint=checkpoint, stop_requested=stop_requested)
     result = trainer.function(model, data, seed, context, **trainer_config)
     if not isinstance(result, TrainResult):
         raise TypeError(

@@ -9,7 +9,9 @@ Importing this package declares the tables but connects to nothing; call `activa
 
 from ._schema import schema
 from .activation import activate, schema_name
+from .checkpoints import Checkpoint
 from .config import ConfigTable, Dataset, Model, Seed, Trainer
+from .heartbeat import Worker
 from .performance import Performance
 from .populate import COMPUTED_TABLES, errors, populate, status
 from .probing import Activations, ProbeSelection, StimulusSet
@@ -18,8 +20,13 @@ from .similarity import CKA, CKAMethod, CKASelection
 from .storage import collect_garbage
 from .training import TrainedModel, TrainingSelection, load_model
 from .tuning import Tuning
+from .worker import JobAttempt, run_worker
 
 __all__ = [
+    "Checkpoint",
+    "JobAttempt",
+    "Worker",
+    "run_worker",
     "CKA",
     "CKAMethod",
     "CKASelection",

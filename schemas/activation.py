@@ -45,4 +45,7 @@ def activate(prefix: str | None = None) -> connection.Backend:
             )
         return backend
     schema.activate(name, create_schema=True, create_tables=True)
+    from .populate import COMPUTED_TABLES, ensure_job_tables
+
+    ensure_job_tables(COMPUTED_TABLES)
     return backend

@@ -55,6 +55,33 @@ def _parser() -> argparse.ArgumentParser:
     populate.add_argument("--max-calls", type=int, default=None, help="at most this many keys per table")
     populate.set_defaults(run=_populate)
 
+    worker = commands.add_parser(
+        "worker",
+        help="compute pending jobs of all computed tables until none is left; safe to kill, run one per GPU/machine",
+    )
+    worker.add_argument("tables", nargs="*", metavar="TABLE", help="computed tables to work on (default: all)")
+    worker.add_argument("--where", default=None, help="SQL restriction on job keys, e.g. \"seed = 1\"")
+    worker.add_argument("--max-jobs", type=int, default=None, help="stop after this many jobs")
+    worker.add_argument("--wait", action="store_true", help="keep polling for new work instead of exiting")
+    worker.add_argument("--poll", type=float, default=10.0, help="seconds between polls (default 10)")
+    worker.add_argument("--device", default="auto", help="cpu, cuda:N, or auto: the GPU with most free memory, else cpu")
+    worker.add_argument("--skip-gpu-trainers", choices=["auto", "yes", "no"], default="auto",
+                        help="leave jobs of trainers that need a GPU to other workers (auto: when on the CPU)")
+    worker.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats (default 5)")
+    worker.add_argument("--dead-after", type=float, default=60.0,
+                        help="a worker silent this many seconds is dead and its jobs are re-queued (default 60)")
+    worker.add_argument("--max-attempts", type=int, default=3, help="failures of one job before its error is kept (default 3)")
+    worker.set_defaults(run=_worker)
+
+    jobs = commands.add_parser("jobs", help="job queue maintenance")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    recover = jobs_commands.add_parser("recover", help="re-queue jobs held by workers that stopped beating")
+    recover.add_argument("--dead-after", type=float, default=60.0, help="seconds of silence that mean dead (default 60)")
+    recover.set_defaults(run=_jobs_recover)
+    retry = jobs_commands.add_parser("retry", help="re-queue failed jobs (after fixing their cause)")
+    retry.add_argument("tables", nargs="*", metavar="TABLE", help="computed tables (default: all)")
+    retry.set_defaults(run=_jobs_retry)
+
     status = commands.add_parser("status", help="done / pending / reserved / error per computed table")
     status.set_defaults(run=_status)
 
@@ -139,6 +166,47 @@ def _populate(args) -> int:
     return 1 if failed else 0
 
 
+def _worker(args) -> int:
+    from . import activate
+    from .worker import run_worker
+
+    activate(args.prefix)
+    summary = run_worker(
+        args.tables or None, args.where, max_jobs=args.max_jobs, wait=args.wait, poll=args.poll,
+        device=args.device, skip_gpu_trainers={"auto": None, "yes": True, "no": False}[args.skip_gpu_trainers],
+        heartbeat_interval=args.heartbeat, dead_after=args.dead_after, max_attempts=args.max_attempts,
+    )
+    print(summary)
+    return 0
+
+
+def _jobs_recover(args) -> int:
+    from . import activate
+    from .heartbeat import recover_orphans
+    from .populate import COMPUTED_TABLES
+
+    activate(args.prefix)
+    print(f"re-queued {recover_orphans(COMPUTED_TABLES, args.dead_after)} job(s) of dead workers")
+    return 0
+
+
+def _jobs_retry(args) -> int:
+    from . import activate
+    from .heartbeat import requeue
+    from .populate import _tables
+    from .worker import JobAttempt
+
+    activate(args.prefix)
+    count = 0
+    for name, table in _tables(args.tables or None).items():
+        for job in table.jobs.errors.keys():
+            requeue(table, job)
+            count += 1
+        (JobAttempt & {"table_name": name}).delete_quick()
+    print(f"re-queued {count} failed job(s)")
+    return 0
+
+
 def _status(args) -> int:
     from . import activate
     from .populate import errors, status
@@ -152,7 +220,7 @@ def _status(args) -> int:
         for row in failed.to_dict("records"):
             short = " ".join(f"{k}={str(row[k])[:8]}" for k in ("model_hash", "seed") if k in row)
             print(f"  {row['table']} {short}: {row['error_message']}")
-        print("fix the cause, then re-queue with: TrainedModel.jobs.errors.delete() (in Python)")
+        print("fix the cause, then re-queue them with: neurofit jobs retry")
     return 0
 
 

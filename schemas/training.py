@@ -122,12 +122,17 @@ class TrainedModel(dj.Computed):
         ]
 
     def make_compute(self, key, dataset_config, model_config, trainer_config):
+        from . import _runtime
+        from .checkpoints import DatabaseCheckpointer
+
         return [
             training.train(
                 key["dataset_fn"], hashing.decode_config(dataset_config),
                 key["model_fn"], hashing.decode_config(model_config),
                 key["trainer_fn"], hashing.decode_config(trainer_config),
                 key["seed"],
+                checkpoint=DatabaseCheckpointer(key),
+                stop_requested=_runtime.stop_requested,
             )
         ]
 
@@ -150,6 +155,9 @@ class TrainedModel(dj.Computed):
                 "versions": {k: prov[k] for k in ("python_version", "torch_version", "numpy_version", "datajoint_version")},
             }
         )
+        from .checkpoints import DatabaseCheckpointer
+
+        DatabaseCheckpointer(key).delete()  # same transaction as the row: never both, never neither
         self.Epoch.insert(
             [
                 {

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = [pytest.mark.db, pytest.mark.slow, pytest.mark.notebook]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
