@@ -73,6 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-attempts", type=int, default=3, help="failures of one job before its error is kept (default 3)")
     worker.set_defaults(run=_worker)
 
+    submit = commands.add_parser(
+        "submit", help="launch an array of workers on SLURM through submitit (pip install 'neurofit[slurm]')"
+    )
+    submit.add_argument("--workers", type=int, required=True, help="array size: number of workers")
+    submit.add_argument("--executor", choices=["slurm", "local"], default="slurm",
+                        help="slurm, or local subprocesses (to try it out)")
+    submit.add_argument("--folder", default="neurofit_jobs", help="submitit logs; on a shared file system for SLURM")
+    submit.add_argument("--partition", default=None, help="SLURM partition")
+    submit.add_argument("--time", type=int, default=240, help="minutes per task (default 240)")
+    submit.add_argument("--gpus", type=int, default=0, help="GPUs per worker")
+    submit.add_argument("--cpus", type=int, default=4, help="CPUs per worker")
+    submit.add_argument("--mem", type=int, default=16, help="memory per worker in GB")
+    submit.add_argument("--max-jobs", type=int, default=None, help="jobs per worker before it exits")
+    submit.add_argument("--wait-for-work", action="store_true", help="workers keep polling for new work")
+    submit.add_argument("--follow", action="store_true", help="wait for the workers and print their summaries")
+    submit.set_defaults(run=_submit)
+
     jobs = commands.add_parser("jobs", help="job queue maintenance")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     recover = jobs_commands.add_parser("recover", help="re-queue jobs held by workers that stopped beating")
@@ -177,6 +194,23 @@ def _worker(args) -> int:
         heartbeat_interval=args.heartbeat, dead_after=args.dead_after, max_attempts=args.max_attempts,
     )
     print(summary)
+    return 0
+
+
+def _submit(args) -> int:
+    from . import activate
+    from .slurm import submit
+
+    activate(args.prefix)  # creates tables and job tables before the workers compete
+    jobs = submit(
+        args.workers, executor=args.executor, folder=args.folder, prefix=args.prefix, time_minutes=args.time,
+        partition=args.partition, gpus_per_worker=args.gpus, cpus_per_worker=args.cpus, memory_gb=args.mem,
+        worker_options={"max_jobs": args.max_jobs, "wait": args.wait_for_work},
+    )
+    print(f"submitted {len(jobs)} worker(s): {', '.join(str(j.job_id) for j in jobs)}; logs in {args.folder}")
+    if args.follow:
+        for job in jobs:
+            print(f"worker {job.job_id}: {job.result()}")
     return 0
 
 

@@ -244,11 +244,7 @@ def run_worker(
                     last_refresh, stale_queue = time.monotonic(), False
                 ran = False
                 for name, table in selected.items():
-                    pending = table.jobs.pending & "scheduled_time <= CURRENT_TIMESTAMP(3)"
-                    for r in restrictions:
-                        pending = pending & r
-                    if name in skip:
-                        pending = pending & skip[name]
+                    pending = _pending(table, restrictions, skip.get(name)) & "scheduled_time <= CURRENT_TIMESTAMP(3)"
                     keys = pending.keys(order_by="priority ASC, scheduled_time ASC", limit=1)
                     if not keys:
                         continue
@@ -286,7 +282,7 @@ def run_worker(
                         last_refresh = 0.0  # refresh now before deciding that nothing is left
                         continue
                     if not wait:
-                        if not _retries_scheduled(selected, restrictions):
+                        if not _retries_scheduled(selected, restrictions, skip):
                             break
                         _runtime.stop_event.wait(1.0)  # a failed job's retry is work left
                         last_refresh = 0.0
@@ -317,14 +313,19 @@ def run_worker(
     return summary
 
 
-def _retries_scheduled(tables: dict[str, Any], restrictions: list) -> bool:
-    for table in tables.values():
-        pending = table.jobs.pending
-        for r in restrictions:
-            pending = pending & r
-        if pending:
-            return True
-    return False
+def _pending(table, restrictions: list, skip: str | None):
+    pending = table.jobs.pending
+    for r in restrictions:
+        pending = pending & r
+    return pending if skip is None else pending & skip
+
+
+def _retries_scheduled(tables: dict[str, Any], restrictions: list, skip: dict[str, str]) -> bool:
+    """Whether a job this worker may take is scheduled for later (a failed job's retry)."""
+    return any(
+        _pending(table, restrictions, skip.get(name)) & "scheduled_time > CURRENT_TIMESTAMP(3)"
+        for name, table in tables.items()
+    )
 
 
 def _install_signal_handlers():

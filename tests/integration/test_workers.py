@@ -190,3 +190,41 @@ def test_workers_reconnect_after_the_database_restarts(db, tmp_path, neurofit_ho
     finished = Counter(s for s in seeds for _, e, _ in events(tmp_path, s) if e == "finished")
     assert all(finished[s] >= 1 for s in seeds)
     assert not (schemas.TrainedModel.jobs.reserved & keys)
+
+
+def test_submitit_array_of_workers_with_the_local_executor(db, tmp_path):
+    from neurofit import schemas
+
+    keys = select(list(range(500, 506)), tmp_path, epochs=2, seconds=0.1)
+    env = {**os.environ, "NEUROFIT_ALLOWED_MODULES": "chaos_builders",
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-m", "neurofit.schemas.cli", "submit", "--workers", "2", "--executor", "local",
+         "--folder", str(tmp_path / "submitit"), "--follow"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("computed") == 2  # both workers reported a summary
+    assert len(schemas.TrainedModel & keys) == 6
+    finished = Counter(s for s in range(500, 506) for _, e, _ in events(tmp_path, s) if e == "finished")
+    assert set(finished.values()) == {1}
+    assert len({pid for s in range(500, 506) for pid, e, _ in events(tmp_path, s)}) >= 1
+
+
+def test_cpu_workers_leave_gpu_trainers_to_gpu_workers(db, tmp_path):
+    import chaos_builders
+
+    from neurofit import schemas
+    from neurofit.pipelines.registry import register
+
+    @register("trainer", "tests.needs_gpu", requires_gpu=True)
+    def needs_gpu(model, data, seed, context, *, epochs=1):
+        return chaos_builders.train_sleepy(model, data, seed, context, epochs=epochs, seconds=0.0)
+
+    dataset, model = schemas.Dataset.add(*DATA), schemas.Model.add(*MODEL)
+    key = schemas.TrainingSelection.add_grid(dataset, model, schemas.Trainer.add("tests.needs_gpu", {}), [600])[0]
+    summary = schemas.run_worker("TrainedModel", key, device="cpu", progress=False)
+    assert summary.done["TrainedModel"] == 0 and not (schemas.TrainedModel & key)
+    assert (schemas.TrainedModel.jobs & key).fetch1("status") == "pending"  # left for a GPU worker
+    summary = schemas.run_worker("TrainedModel", key, device="cpu", skip_gpu_trainers=False, progress=False)
+    assert summary.done["TrainedModel"] == 1
