@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from typing import Any
 
 import torch
@@ -30,13 +32,29 @@ class Checkpoint(dj.Manual):
     """
 
 
-class DatabaseCheckpointer:
-    """`neurofit.pipelines.training.Checkpointer` backed by the `Checkpoint` table."""
+INTERVAL_ENV = "NEUROFIT_CHECKPOINT_INTERVAL"
+DEFAULT_INTERVAL = 30.0  # seconds of training a SIGKILL may cost; bounds the checkpoint overhead
 
-    def __init__(self, key: dict[str, Any]):
+
+class DatabaseCheckpointer:
+    """`neurofit.pipelines.training.Checkpointer` backed by the `Checkpoint` table.
+
+    Writes at most one checkpoint every ``interval`` seconds (``$NEUROFIT_CHECKPOINT_INTERVAL``,
+    default 30), and always when the worker was asked to stop, so frequent epochs cost little
+    and a SIGKILL loses at most ``interval`` seconds of training.
+    """
+
+    def __init__(self, key: dict[str, Any], interval: float | None = None):
         self.key = {k: key[k] for k in TrainingSelection.primary_key}
+        self.interval = float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL)) if interval is None else interval
+        self._last_save = time.monotonic()  # the job's start: the first save comes after one interval
 
     def save(self, state: dict[str, Any]) -> None:
+        from . import _runtime
+
+        if time.monotonic() - self._last_save < self.interval and not _runtime.stop_requested():
+            return
+        self._last_save = time.monotonic()
         buffer = io.BytesIO()
         torch.save(state, buffer)
         row = {**self.key, "epoch": int(state.get("epoch", 0)), "state": buffer.getvalue()}

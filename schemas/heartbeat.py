@@ -172,7 +172,8 @@ def recover_orphans(tables: dict[str, Any], timeout: float) -> int:
     return requeued
 
 
-def requeue(table, key: dict[str, Any], delay: float = -1) -> None:
+def requeue(table, key: dict[str, Any], delay: float = -1, jobs=None) -> None:
     """Make one job pending again (whatever its status), available after ``delay`` seconds."""
-    (table.jobs & key).delete_quick()
-    table.jobs.refresh(key, delay=delay)
+    jobs = jobs if jobs is not None else table.jobs
+    (jobs & key).delete_quick()
+    jobs.refresh(key, delay=delay)

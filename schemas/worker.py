@@ -152,7 +152,7 @@ def _requeue_own(tables: dict[str, Any]) -> int:
     return count
 
 
-def _record_failure(name: str, table, key: dict[str, Any], message: str, max_attempts: int) -> bool:
+def _record_failure(name: str, table, key: dict[str, Any], message: str, max_attempts: int, job_table) -> bool:
     """Count a failure; re-queue the job while attempts remain. Returns True if re-queued."""
     job_hash = hashing.config_hash({k: v for k, v in key.items()})
     row_key = {"table_name": name, "job_hash": job_hash}
@@ -164,7 +164,7 @@ def _record_failure(name: str, table, key: dict[str, Any], message: str, max_att
     else:
         JobAttempt().insert1(row)
     if attempts < max_attempts:
-        heartbeat.requeue(table, key, delay=min(2.0 ** (attempts - 1), 60.0))
+        heartbeat.requeue(table, key, delay=min(2.0 ** (attempts - 1), 60.0), jobs=job_table)
         log.warning("%s failed (attempt %d of %d), re-queued: %s", _job_text(name, key), attempts, max_attempts, message)
         return True
     log.error("%s failed %d times, giving up: %s", _job_text(name, key), attempts, message)
@@ -224,8 +224,10 @@ def run_worker(
 
     # Job tables exist before workers compete (concurrent creation can crash PostgreSQL workers).
     ensure_job_tables(selected)
-    for table in selected.values():
-        table.jobs.refresh(*restrictions, delay=-1)
+    # DataJoint builds a new Job object (several catalogue queries) on every `table.jobs`.
+    jobs = {name: table.jobs for name, table in selected.items()}
+    for job_table in jobs.values():
+        job_table.refresh(*restrictions, delay=-1)
     beat = heartbeat.Heartbeat(device, heartbeat_interval).start()
     signals = _install_signal_handlers()
     last_refresh = time.monotonic()
@@ -239,12 +241,12 @@ def run_worker(
                     summary.recovered += heartbeat.recover_orphans(COMPUTED_TABLES, dead_after)
                     last_recovery = time.monotonic()
                 if time.monotonic() - last_refresh > poll:
-                    for table in selected.values():
-                        table.jobs.refresh(*restrictions, delay=-1)
+                    for job_table in jobs.values():
+                        job_table.refresh(*restrictions, delay=-1)
                     last_refresh, stale_queue = time.monotonic(), False
                 ran = False
                 for name, table in selected.items():
-                    pending = _pending(table, restrictions, skip.get(name)) & "scheduled_time <= CURRENT_TIMESTAMP(3)"
+                    pending = _pending(jobs[name], restrictions, skip.get(name)) & "scheduled_time <= CURRENT_TIMESTAMP(3)"
                     keys = pending.keys(order_by="priority ASC, scheduled_time ASC", limit=1)
                     if not keys:
                         continue
@@ -254,7 +256,7 @@ def run_worker(
                     # _populate1 reserves atomically and runs the three-part make; calling it
                     # directly (not populate()) keeps DataJoint's SIGTERM handler, which turns
                     # preemption into a permanent error, out of the way.
-                    status = table()._populate1(key, jobs=table.jobs, suppress_errors=True, return_exception_objects=False)
+                    status = table()._populate1(key, jobs=jobs[name], suppress_errors=True, return_exception_objects=False)
                     ran, stale_queue = True, True
                     if status is True:
                         jobs_run += 1
@@ -265,12 +267,12 @@ def run_worker(
                     elif isinstance(status, tuple):
                         message = str(status[1])
                         if message.startswith(PREEMPTED):
-                            heartbeat.requeue(table, key)
+                            heartbeat.requeue(table, key, jobs=jobs[name])
                             summary.preempted = True
                             break
                         jobs_run += 1
                         summary.failed[name] += 1
-                        if _record_failure(name, table, key, message, max_attempts):
+                        if _record_failure(name, table, key, message, max_attempts, jobs[name]):
                             summary.requeued += 1
                         if progress:
                             print(f"{_job_text(name, key)}: FAILED: {message.splitlines()[0][:200]}", flush=True)
@@ -282,7 +284,7 @@ def run_worker(
                         last_refresh = 0.0  # refresh now before deciding that nothing is left
                         continue
                     if not wait:
-                        if not _retries_scheduled(selected, restrictions, skip):
+                        if not _retries_scheduled(jobs, restrictions, skip):
                             break
                         _runtime.stop_event.wait(1.0)  # a failed job's retry is work left
                         last_refresh = 0.0
@@ -313,18 +315,18 @@ def run_worker(
     return summary
 
 
-def _pending(table, restrictions: list, skip: str | None):
-    pending = table.jobs.pending
+def _pending(job_table, restrictions: list, skip: str | None):
+    pending = job_table.pending
     for r in restrictions:
         pending = pending & r
     return pending if skip is None else pending & skip
 
 
-def _retries_scheduled(tables: dict[str, Any], restrictions: list, skip: dict[str, str]) -> bool:
+def _retries_scheduled(jobs: dict[str, Any], restrictions: list, skip: dict[str, str]) -> bool:
     """Whether a job this worker may take is scheduled for later (a failed job's retry)."""
     return any(
-        _pending(table, restrictions, skip.get(name)) & "scheduled_time > CURRENT_TIMESTAMP(3)"
-        for name, table in tables.items()
+        _pending(job_table, restrictions, skip.get(name)) & "scheduled_time > CURRENT_TIMESTAMP(3)"
+        for name, job_table in jobs.items()
     )
 
 

@@ -36,7 +36,7 @@ def start_worker(*args, log=None):
 
         log = tempfile.NamedTemporaryFile("w+", prefix="neurofit_worker_", suffix=".out", delete=False)
         _outputs.append(log.name)
-    env = {**os.environ, "NEUROFIT_ALLOWED_MODULES": "chaos_builders",
+    env = {**os.environ, "NEUROFIT_ALLOWED_MODULES": "chaos_builders", "NEUROFIT_CHECKPOINT_INTERVAL": "0",
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(
         [sys.executable, "-m", "neurofit.schemas.cli", "worker", "TrainedModel", "--heartbeat", "0.5",
