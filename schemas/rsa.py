@@ -10,6 +10,7 @@ import datajoint as dj
 
 from neurofit.pipelines.analysis import rdm as rdm_functions
 from neurofit.pipelines.analysis import rdm_comparison
+from neurofit.pipelines import training
 
 from ._schema import schema
 from .probing import Activations, StimulusSet
@@ -48,7 +49,9 @@ class RDM(dj.Computed):
     def make_compute(self, key, n_units):
         # The array is read here, outside the transaction and outside DataJoint's fetch hashing.
         activations = (Activations.Layer & key).fetch1("activations").load()
-        return [rdm_functions.rdm(np.asarray(activations, dtype=np.float64), method=key["rdm_method"])]
+        device = training.default_device()
+        return [rdm_functions.rdm(np.asarray(activations, dtype=np.float64), method=key["rdm_method"],
+                                  device=device if device.startswith("cuda") else None)]
 
     def make_insert(self, key, values):
         n_stimuli = int(round((1 + np.sqrt(1 + 8 * values.size)) / 2))

@@ -8,6 +8,7 @@ import numpy as np
 
 import datajoint as dj
 
+from neurofit.pipelines import training
 from neurofit.pipelines.analysis import cka as cka_functions
 
 from ._schema import schema
@@ -90,7 +91,9 @@ class CKA(dj.Computed):
         layers_a = [np.asarray(r.load(), dtype=np.float64) for r in self._layers(key, "")[1]]
         same = all(key[k] == key[k + "_b"] for k in _MODEL_KEY)
         layers_b = None if same else [np.asarray(r.load(), dtype=np.float64) for r in self._layers(key, "_b")[1]]
-        return [cka_functions.cka_matrix(layers_a, layers_b, method=key["cka_method"])]
+        device = training.default_device()
+        return [cka_functions.cka_matrix(layers_a, layers_b, method=key["cka_method"],
+                                         device=device if device.startswith("cuda") else None)]
 
     def make_insert(self, key, matrix):
         names_a, names_b = self.make_fetch(key)

@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._validation import numeric
 from numpy.typing import ArrayLike
 
 __all__ = [
@@ -84,14 +86,9 @@ def _as_features(values: ArrayLike, name: str) -> np.ndarray:
             f"{name} must be 2-D with shape (n_samples, n_features), got shape {array.shape}; "
             "flatten the unit axes first, e.g. x.reshape(n_samples, -1)"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
     if array.shape[1] == 0:
         raise ValueError(f"{name} has no features (shape {array.shape})")
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    return array
+    return numeric(array, name)
 
 
 def _check_method(method: str) -> str:

@@ -37,6 +37,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ._validation import numeric
 from numpy.typing import ArrayLike
 
 __all__ = [
@@ -61,16 +63,9 @@ def _as_signal(values: ArrayLike, name: str, *, allow_nan: bool = False) -> np.n
             f"{name} must have shape (n_trials, n_time, n_dims) or (n_samples, n_dims), "
             f"got shape {array.shape}"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
     if array.shape[-1] == 0:
         raise ValueError(f"{name} has no dimensions (shape {array.shape})")
-    array = array.astype(np.float64, copy=False)
-    bad = np.isinf(array) if allow_nan else ~np.isfinite(array)
-    if np.any(bad):
-        raise ValueError(
-            f"{name} contains {'infinite' if allow_nan else 'non-finite (NaN or inf)'} values"
-        )
+    array = numeric(array, name, allow_nan=allow_nan)
     return array.reshape(-1, array.shape[-1])
 
 

@@ -37,6 +37,8 @@ import itertools
 import math
 
 import numpy as np
+
+from ._validation import numeric
 from numpy.typing import ArrayLike
 
 __all__ = [
@@ -61,12 +63,7 @@ def _as_matrix(values: ArrayLike, name: str) -> np.ndarray:
         raise ValueError(
             f"{name} must be 2-D with shape (n_samples, n_neurons), got shape {array.shape}"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    return array
+    return numeric(array, name)
 
 
 def _check_pair(responses: ArrayLike, predictions: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

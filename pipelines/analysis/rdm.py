@@ -36,6 +36,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from ._validation import numeric
 from numpy.typing import ArrayLike
 
 __all__ = ["METHODS", "square", "condensed", "n_from_pairs", "rdm"]
@@ -167,14 +169,9 @@ def _as_patterns(patterns: ArrayLike, dtype: np.dtype) -> np.ndarray:
             "patterns must be 2-D with shape (n_stimuli, n_channels), got shape "
             f"{array.shape}"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"patterns must be numeric, got dtype {array.dtype}")
     if array.shape[1] < 1:
         raise ValueError(f"patterns has no channels (shape {array.shape})")
-    array = array.astype(dtype, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError("patterns contains non-finite values (NaN or inf)")
-    return array
+    return numeric(array, "patterns", dtype=dtype)
 
 
 def _as_labels(labels: ArrayLike, name: str, n_rows: int) -> np.ndarray:

@@ -52,6 +52,8 @@ References:
 from __future__ import annotations
 
 import numpy as np
+
+from ._validation import numeric
 from numpy.typing import ArrayLike
 from scipy import stats
 
@@ -108,12 +110,7 @@ def _as_rdm_set(rdms: ArrayLike, name: str) -> np.ndarray:
         )
     if array.shape[0] < 1:
         raise ValueError(f"{name} holds no RDM (shape {array.shape})")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    if np.any(np.isinf(array)):
-        raise ValueError(f"{name} contains infinite values")
-    return array
+    return numeric(array, name, allow_nan=True)  # NaN marks entries to drop (rsatoolbox)
 
 
 def _valid_positions(a: np.ndarray, b: np.ndarray) -> np.ndarray:

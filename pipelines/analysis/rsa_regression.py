@@ -28,6 +28,8 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
+
+from ._validation import numeric
 from numpy.typing import ArrayLike
 
 __all__ = ["rdm_regression", "variance_partitioning"]
@@ -46,14 +48,13 @@ def _as_target(target: ArrayLike) -> np.ndarray:
     array = np.asarray(target)
     if array.ndim != 1:
         raise ValueError(f"target must be 1-D with shape (n_pairs,), got shape {array.shape}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"target must be numeric, got dtype {array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
+    try:
+        array = numeric(array, "target")
+    except ValueError:
         raise ValueError(
             "target contains non-finite values (NaN or inf); drop those pairs from the "
             "target and every predictor first"
-        )
+        ) from None
     if array.shape[0] < 2 or np.ptp(array) == 0:
         raise ValueError(
             f"target must have at least 2 entries and not be constant (shape {array.shape})"
@@ -71,12 +72,7 @@ def _as_predictors(predictors: ArrayLike, n_pairs: int, name: str) -> np.ndarray
             f"{name} must have shape (n_pairs, p) = ({n_pairs}, p >= 1), one column per "
             f"RDM, or (n_pairs,); got shape {np.asarray(predictors).shape}"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    return array
+    return numeric(array, name)
 
 
 # ----------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._validation import numeric
 from numpy.typing import ArrayLike
 
 __all__ = [
@@ -98,15 +100,7 @@ _BLOCK_ELEMENTS = 1 << 19
 
 def _as_float(values: ArrayLike, name: str) -> np.ndarray:
     """Converts ``values`` to a finite float64 array."""
-    array = np.asarray(values)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-    if np.iscomplexobj(array):
-        raise TypeError(f"{name} must be real, got dtype {array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf), shape {array.shape}")
-    return array
+    return numeric(values, name)
 
 
 def _as_vectors(values: ArrayLike, name: str) -> np.ndarray:
