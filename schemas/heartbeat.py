@@ -23,6 +23,8 @@ from ._schema import schema
 
 log = logging.getLogger(__name__)
 
+PRUNE_AFTER = 7 * 24 * 3600.0  # seconds after which a cleanly stopped worker's row is deleted
+
 
 def server_now(connection) -> str:
     """SQL for the database server's clock in epoch seconds: one clock for every worker."""
@@ -74,6 +76,8 @@ class Heartbeat:
     def start(self) -> "Heartbeat":
         connection = Worker.connection
         now = connection.query(f"SELECT {server_now(connection)}").fetchone()[0]
+        # Cleanly stopped workers hold no reservations: after a week their rows are only history.
+        (Worker & {"status": "stopped"} & f"last_beat < {float(now) - PRUNE_AFTER}").delete_quick()
         Worker().insert1({
             **self.key, "host": platform.node(), "pid": os.getpid(), "device": self.device,
             "status": "running", "started": float(now), "last_beat": float(now),
