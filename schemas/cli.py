@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--cpus", type=int, default=4, help="CPUs per worker")
     submit.add_argument("--mem", type=int, default=16, help="memory per worker in GB")
     submit.add_argument("--max-jobs", type=int, default=None, help="jobs per worker before it exits")
+    submit.add_argument("--where", default=None, help="SQL restriction on job keys, as for `neurofit worker`")
     submit.add_argument("--wait-for-work", action="store_true", help="workers keep polling for new work")
     submit.add_argument("--follow", action="store_true", help="wait for the workers and print their summaries")
     submit.set_defaults(run=_submit)
@@ -205,7 +206,7 @@ def _submit(args) -> int:
     jobs = submit(
         args.workers, executor=args.executor, folder=args.folder, prefix=args.prefix, time_minutes=args.time,
         partition=args.partition, gpus_per_worker=args.gpus, cpus_per_worker=args.cpus, memory_gb=args.mem,
-        worker_options={"max_jobs": args.max_jobs, "wait": args.wait_for_work},
+        worker_options={"max_jobs": args.max_jobs, "wait": args.wait_for_work, "restriction": args.where},
     )
     print(f"submitted {len(jobs)} worker(s): {', '.join(str(j.job_id) for j in jobs)}; logs in {args.folder}")
     if args.follow:

@@ -226,6 +226,17 @@ def run_worker(
     ensure_job_tables(selected)
     # DataJoint builds a new Job object (several catalogue queries) on every `table.jobs`.
     jobs = {name: table.jobs for name, table in selected.items()}
+    # A restriction scopes the worker to the tables it applies to ("seed = 1" skips tables without a seed).
+    for name in list(selected):
+        try:
+            for r in restrictions:
+                jobs[name].pending & r
+        except dj.errors.DataJointError as error:
+            log.info("%s is outside the restriction (%s); skipping it", name, error)
+            del selected[name], jobs[name]
+    if not selected:
+        raise ValueError(f"the restriction {restriction!r} applies to none of the tables {list(_tables(tables))}")
+    summary.done, summary.failed = dict.fromkeys(selected, 0), dict.fromkeys(selected, 0)
     for job_table in jobs.values():
         job_table.refresh(*restrictions, delay=-1)
     beat = heartbeat.Heartbeat(device, heartbeat_interval).start()

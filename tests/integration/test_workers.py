@@ -29,7 +29,7 @@ def chaos_builders(monkeypatch):
 _outputs = []
 
 
-def start_worker(*args, log=None):
+def start_worker(trainer, *args, log=None):
     """A worker subprocess; its output goes to ``log`` or a temporary file shown on failure."""
     if log is None:
         import tempfile
@@ -40,9 +40,15 @@ def start_worker(*args, log=None):
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(
         [sys.executable, "-m", "neurofit.schemas.cli", "worker", "TrainedModel", "--heartbeat", "0.5",
-         "--dead-after", "3", "--poll", "1", "--device", "cpu", *args],
+         "--dead-after", "3", "--poll", "1", "--device", "cpu", "--where", only(trainer), *args],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+
+
+def only(keys) -> str:
+    """A --where restriction to one test's jobs: other tests leave selections behind."""
+    key = keys[0] if isinstance(keys, list) else keys
+    return f"trainer_hash = '{key['trainer_hash']}'"
 
 
 def worker_output() -> str:
@@ -54,8 +60,8 @@ def wait_for(condition, timeout, what):
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{worker_output()}")
 
 
 def select(seeds, tmp_path, **trainer):
@@ -82,8 +88,8 @@ def test_three_workers_one_killed_every_key_completes_exactly_once(db, tmp_path)
     from neurofit import schemas
 
     seeds = list(range(100, 130))
-    keys = select(seeds, tmp_path, epochs=3, seconds=0.15)
-    workers = [start_worker("--wait") for _ in range(3)]
+    keys = select(seeds, tmp_path, epochs=3, seconds=0.3)
+    workers = [start_worker(keys, "--wait") for _ in range(3)]
     try:
         victim = workers[0]
 
@@ -95,7 +101,11 @@ def test_three_workers_one_killed_every_key_completes_exactly_once(db, tmp_path)
                     return seed
             return None
 
-        wait_for(lambda: victim_mid_training() is not None, 60, "the victim to be mid-training")
+        def victim_ready():
+            assert victim.poll() is None, f"the victim exited early\n{worker_output()}"
+            return victim_mid_training() is not None
+
+        wait_for(victim_ready, 90, "the victim to be mid-training")
         killed_seed = victim_mid_training()
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
@@ -127,7 +137,7 @@ def test_sigterm_puts_the_job_back_and_it_resumes_without_repeating_epochs(db, t
     from neurofit import schemas
 
     key = select([200], tmp_path, epochs=6, seconds=0.4)[0]
-    worker = start_worker()
+    worker = start_worker(key)
     wait_for(lambda: any(e == "start" and int(n) >= 3 for _, e, n in events(tmp_path, 200)), 60, "epoch 3")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0  # a clean exit
@@ -137,7 +147,7 @@ def test_sigterm_puts_the_job_back_and_it_resumes_without_repeating_epochs(db, t
     done_epochs = (schemas.Checkpoint & key).fetch1("epoch")
     assert 3 <= done_epochs < 6
 
-    second = start_worker()
+    second = start_worker(key)
     assert second.wait(timeout=60) == 0
     assert len(schemas.TrainedModel.Epoch & key) == 6
     starts = Counter(int(n) for _, e, n in events(tmp_path, 200) if e == "start")
@@ -150,7 +160,7 @@ def test_a_failing_job_stops_after_its_retry_budget_with_its_traceback(db, tmp_p
     from neurofit import schemas
 
     key = select([300], tmp_path, fail=True)[0]
-    worker = start_worker("--max-attempts", "2")
+    worker = start_worker(key, "--max-attempts", "2")
     assert worker.wait(timeout=60) == 0
     assert [e for _, e, _ in events(tmp_path, 300)].count("start") == 2  # tried twice, then gave up
     job = (schemas.TrainedModel.jobs & key).fetch1()
@@ -173,7 +183,7 @@ def test_workers_reconnect_after_the_database_restarts(db, tmp_path, neurofit_ho
     seeds = list(range(400, 406))
     keys = select(seeds, tmp_path, epochs=2, seconds=0.5)
     log = open(tmp_path / "worker.out", "w")
-    worker = start_worker("--wait", log=log)
+    worker = start_worker(keys, "--wait", log=log)
     try:
         wait_for(lambda: len(schemas.TrainedModel & keys) >= 2, 60, "two keys before the restart")
         assert connection.stop_embedded()
@@ -200,7 +210,7 @@ def test_submitit_array_of_workers_with_the_local_executor(db, tmp_path):
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-m", "neurofit.schemas.cli", "submit", "--workers", "2", "--executor", "local",
-         "--folder", str(tmp_path / "submitit"), "--follow"],
+         "--folder", str(tmp_path / "submitit"), "--where", only(keys), "--follow"],
         env=env, capture_output=True, text=True, timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
