@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     select.set_defaults(run=_select)
 
     populate = commands.add_parser(
-        "populate", help="compute pending rows of computed tables (safe to run on many machines at once)"
+        "populate", help="compute pending rows of computed tables once, with a progress bar (for many machines and preemptible jobs use `neurofit worker`)"
     )
     populate.add_argument("tables", nargs="*", metavar="TABLE", help="computed table name(s), e.g. TrainedModel Performance RDM (default: all, in dependency order)")
     populate.add_argument("--max-calls", type=int, default=None, help="at most this many keys per table")

@@ -218,7 +218,6 @@ def test_submitit_array_of_workers_with_the_local_executor(db, tmp_path):
     assert len(schemas.TrainedModel & keys) == 6
     finished = Counter(s for s in range(500, 506) for _, e, _ in events(tmp_path, s) if e == "finished")
     assert set(finished.values()) == {1}
-    assert len({pid for s in range(500, 506) for pid, e, _ in events(tmp_path, s)}) >= 1
 
 
 def test_cpu_workers_leave_gpu_trainers_to_gpu_workers(db, tmp_path):
