@@ -162,11 +162,17 @@ class ReferenceNoiseCeiling(dj.Computed):
     def key_source(self):
         return (ReferenceRDM & "n_subjects >= 2").proj() * ComparisonMethod.proj()
 
-    def make(self, key):
+    def make_fetch(self, key):
+        return [(ReferenceRDM & key).fetch1("n_subjects")]
+
+    def make_compute(self, key, n_subjects):
         # to_dicts keeps the lazy references; to_arrays would stack them through __array__.
         subjects = np.stack([row["rdm"].load() for row in (ReferenceRDM.Subject & key).to_dicts()])
         lower, upper = rdm_comparison.noise_ceiling(subjects, method=key["comparison_method"])
-        self.insert1({**key, "lower": float(lower), "upper": float(upper)})
+        return [float(lower), float(upper)]
+
+    def make_insert(self, key, lower, upper):
+        self.insert1({**key, "lower": lower, "upper": upper})
 
 
 @schema

@@ -138,6 +138,19 @@ def _pca(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------
 
 
+
+def _train_val_pairs(first, second):
+    """Validate two signals given as (name, train, val): samples match within each split,
+    dimensions match across splits. Returns first_train, second_train, first_val, second_val."""
+    (name_a, a_tr_raw, a_va_raw), (name_b, b_tr_raw, b_va_raw) = first, second
+    a_tr, b_tr = _as_signal(a_tr_raw, f"{name_a}_train"), _as_signal(b_tr_raw, f"{name_b}_train")
+    a_va, b_va = _as_signal(a_va_raw, f"{name_a}_val"), _as_signal(b_va_raw, f"{name_b}_val")
+    _same_samples(f"{name_a}_train", a_tr_raw, a_tr, f"{name_b}_train", b_tr_raw, b_tr)
+    _same_samples(f"{name_a}_val", a_va_raw, a_va, f"{name_b}_val", b_va_raw, b_va)
+    _same_dims(f"{name_a}_train", a_tr, f"{name_a}_val", a_va)
+    _same_dims(f"{name_b}_train", b_tr, f"{name_b}_val", b_va)
+    return a_tr, b_tr, a_va, b_va
+
 def variance_weighted_r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Variance-weighted R² over all dimensions, with trials x time flattened to samples.
 
@@ -232,20 +245,10 @@ def state_r2(
         >>> state_r2(t[:3], 2 * t[:3] + 1, t, 2 * t + 1)
         1.0
     """
-    x_tr = _as_signal(true_latents_train, "true_latents_train")
-    y_tr = _as_signal(inferred_latents_train, "inferred_latents_train")
-    x_va = _as_signal(true_latents_val, "true_latents_val")
-    y_va = _as_signal(inferred_latents_val, "inferred_latents_val")
-    _same_samples(
-        "true_latents_train", true_latents_train, x_tr,
-        "inferred_latents_train", inferred_latents_train, y_tr,
+    x_tr, y_tr, x_va, y_va = _train_val_pairs(
+        ("true_latents", true_latents_train, true_latents_val),
+        ("inferred_latents", inferred_latents_train, inferred_latents_val),
     )
-    _same_samples(
-        "true_latents_val", true_latents_val, x_va,
-        "inferred_latents_val", inferred_latents_val, y_va,
-    )
-    _same_dims("true_latents_train", x_tr, "true_latents_val", x_va)
-    _same_dims("inferred_latents_train", y_tr, "inferred_latents_val", y_va)
     coef, intercept = _affine_fit(x_tr, y_tr)
     return _vw_r2(y_va, x_va @ coef + intercept)
 
@@ -325,20 +328,10 @@ def cycle_consistency(
     threshold = float(variance_threshold)
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"variance_threshold must be in [0, 1), got {variance_threshold}")
-    lat_tr = _as_signal(inferred_latents_train, "inferred_latents_train")
-    rates_tr = _as_signal(inferred_rates_train, "inferred_rates_train")
-    lat_va = _as_signal(inferred_latents_val, "inferred_latents_val")
-    rates_va = _as_signal(inferred_rates_val, "inferred_rates_val")
-    _same_samples(
-        "inferred_latents_train", inferred_latents_train, lat_tr,
-        "inferred_rates_train", inferred_rates_train, rates_tr,
+    lat_tr, rates_tr, lat_va, rates_va = _train_val_pairs(
+        ("inferred_latents", inferred_latents_train, inferred_latents_val),
+        ("inferred_rates", inferred_rates_train, inferred_rates_val),
     )
-    _same_samples(
-        "inferred_latents_val", inferred_latents_val, lat_va,
-        "inferred_rates_val", inferred_rates_val, rates_va,
-    )
-    _same_dims("inferred_latents_train", lat_tr, "inferred_latents_val", lat_va)
-    _same_dims("inferred_rates_train", rates_tr, "inferred_rates_val", rates_va)
     for name, rates in (("inferred_rates_train", rates_tr), ("inferred_rates_val", rates_va)):
         if np.any(rates <= 0):
             raise ValueError(f"{name} must be > 0 (its log is taken), min is {rates.min()}")
