@@ -74,17 +74,81 @@ def mean_feve(feve: np.ndarray, fev: np.ndarray, threshold: float = FEV_THRESHOL
     return float(np.mean(feve[keep])) if keep.any() else float("nan")
 
 
+def condition_scores(
+    responses: np.ndarray, predictions: np.ndarray, stimulus_id: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-neuron scores of the trials of one experimental condition.
+
+    Args:
+        responses: (n_rows, n_neurons) recorded responses of the condition's trials (or frames).
+        predictions: (n_rows, n_neurons) model predictions for the same rows.
+        stimulus_id: (n_rows,) stimulus identity; repeats within the condition share it.
+
+    Returns:
+        ``single_trial_correlation``, ``correlation_to_average``, ``cc_abs``, ``cc_norm``,
+        ``cc_max`` (NaN where the condition has no repeated stimulus), ``mean_response`` and
+        ``mean_prediction``, each (n_neurons,) float64. The ratio of ``mean_prediction`` between
+        two conditions is the model's estimate of how the condition changes each neuron's rate.
+    """
+    responses = np.asarray(responses, dtype=np.float64)
+    predictions = np.asarray(predictions, dtype=np.float64)
+    scores = {
+        "single_trial_correlation": prediction.correlation(responses, predictions),
+        "mean_response": responses.mean(axis=0),
+        "mean_prediction": predictions.mean(axis=0),
+    }
+    try:
+        repeats, averaged_predictions = equal_repeats(responses, predictions, stimulus_id)
+    except ValueError:  # no repeated stimulus in this condition
+        nan = np.full(responses.shape[1], np.nan)
+        scores.update(correlation_to_average=nan, cc_abs=nan, cc_norm=nan, cc_max=nan)
+        return scores
+    scores.update(
+        correlation_to_average=prediction.correlation_to_average(responses, predictions, stimulus_id),
+        cc_abs=prediction.cc_abs(repeats, averaged_predictions),
+        cc_norm=prediction.cc_norm(repeats, averaged_predictions),
+        cc_max=prediction.cc_max(repeats),
+    )
+    return scores
+
+
 def evaluate(model, data, device: str = "cpu", tier: str = "test") -> dict[str, dict[str, Any]]:
     """Predict one tier of a `DataBundle` and score every session.
 
+    Video data are scored frame by frame after the data's ``burn_in`` (see
+    `neurofit.pipelines.evaluation.predict`). When the data record an optogenetic condition
+    (``info.extra["has_optogenetic"]``), each session's trials are also scored per condition.
+
     Returns:
-        ``{session: scores}`` with the arrays of `score_predictions` plus ``n_trials`` (int).
+        ``{session: scores}`` with the arrays of `score_predictions`, ``n_trials`` (int) and,
+        with conditions, ``conditions``: ``{name: condition_scores(...) + {"n_trials": int}}``
+        for every condition (named by ``info.extra["conditions"]``) that has trials.
     """
     if tier not in data.loaders:
         raise ValueError(f"the data has no {tier!r} tier; it has {sorted(data.loaders)}")
+    extra = data.info.extra
+    burn_in = int(extra.get("burn_in", 0))
+    names = list(extra.get("conditions", [])) if extra.get("has_optogenetic") else []
     results = {}
-    for session, arrays in predict(model, data.loaders[tier], device).items():
-        scores = score_predictions(arrays["responses"], arrays["predictions"], arrays["stimulus_id"])
-        scores["n_trials"] = int(arrays["responses"].shape[0])
+    for session, arrays in predict(model, data.loaders[tier], device, burn_in).items():
+        scores: dict[str, Any] = score_predictions(arrays["responses"], arrays["predictions"], arrays["stimulus_id"])
+        scores["n_trials"] = _n_trials(arrays)
+        if names and "condition" in arrays:
+            scores["conditions"] = {}
+            for index, name in enumerate(names):
+                rows = arrays["condition"] == index
+                if rows.any():
+                    subset = {k: v[rows] for k, v in arrays.items()}
+                    scores["conditions"][name] = {
+                        **condition_scores(subset["responses"], subset["predictions"], subset["stimulus_id"]),
+                        "n_trials": _n_trials(subset),
+                    }
         results[session] = scores
     return results
+
+
+def _n_trials(arrays: dict[str, np.ndarray]) -> int:
+    """Trials behind the rows: rows are trials for images and frames for videos."""
+    if "trial_id" in arrays:
+        return int(np.unique(arrays["trial_id"]).size)
+    return int(arrays["responses"].shape[0])

@@ -161,17 +161,21 @@ def train(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     checkpoint: Checkpointer | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    run_name: str | None = None,
 ) -> TrainingOutcome:
     """Build the data and the model, train, and serialise the result. Pure: no database.
 
     Every builder gets the same ``seed``, and the global RNGs are re-seeded before each, so a
-    run is reproducible on the CPU whatever ran before it in the process.
+    run is reproducible on the CPU whatever ran before it in the process. Each epoch's history
+    row also goes to wandb when ``$NEUROFIT_WANDB`` enables it (`neurofit.pipelines.tracking`),
+    under ``run_name`` (default: builder names and seed).
     """
     import time
 
     from .provenance import provenance
     from .registry import resolve
     from .seeding import set_seed
+    from .tracking import wandb_run
     from .weights import checksum, state_dict_to_bytes
 
     started = time.perf_counter()
@@ -180,9 +184,22 @@ def train(
     trainer_config = trainer.complete_config(trainer_config)
     data = build_data(dataset_fn, dataset_config, seed)
     model = build_model(model_fn, model_config, data.info, seed).to(device)
-    set_seed(seed)
-    context = TrainingContext(device=device, on_epoch=on_epoch, checkpoint=checkpoint, stop_requested=stop_requested)
-    result = trainer.function(model, data, seed, context, **trainer_config)
+    run_config = {
+        "dataset_fn": dataset_fn, "dataset_config": dataset_config, "model_fn": model_fn,
+        "model_config": model_config, "trainer_fn": trainer_fn, "trainer_config": trainer_config,
+        "seed": seed, "device": device,
+    }
+    with wandb_run(run_name or f"{model_fn} seed {seed}", _plain(run_config)) as log_epoch:
+        set_seed(seed)  # after wandb.init, which may draw from the global RNGs
+
+        def report(row: dict[str, Any]) -> None:
+            if on_epoch is not None:
+                on_epoch(row)
+            if log_epoch is not None:
+                log_epoch(row)
+
+        context = TrainingContext(device=device, on_epoch=report, checkpoint=checkpoint, stop_requested=stop_requested)
+        result = trainer.function(model, data, seed, context, **trainer_config)
     if not isinstance(result, TrainResult):
         raise TypeError(
             f"trainer {trainer_fn!r} returned {type(result).__name__}; it must return a "

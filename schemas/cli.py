@@ -28,9 +28,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="train a small grid on synthetic data and print the results (about 1-3 minutes)"
+        "demo", help="train a small grid on synthetic data and print the results (a few minutes)"
+    )
+    demo.add_argument(
+        "workflow", nargs="?", default="images", choices=["images", "dlgn"],
+        help="images: CNNs on simulated responses to images (default, 1-3 minutes); dlgn: video "
+        "cores on simulated dLGN movie data with running, pupil and optogenetics, converted from a "
+        "DataFrame of trials (several minutes on a CPU)",
     )
     demo.set_defaults(run=_demo)
+
+    convert = commands.add_parser(
+        "convert", help="convert a pickled pandas DataFrame of trials into a trial dataset (memmap or Deep Lake)"
+    )
+    convert.add_argument("source", metavar="PICKLE", help="pickled DataFrame, one row per trial (see neurofit.datasets.trials)")
+    convert.add_argument("destination", metavar="PATH", help="folder to create")
+    convert.add_argument("--frame-rate", type=float, required=True, help="frames per second of videos and responses")
+    convert.add_argument("--backend", choices=["memmap", "deeplake"], default="memmap")
+    convert.add_argument("--neurons", metavar="PICKLE", help="pickled {session: {column: array}} neuron metadata (optional)")
+    convert.add_argument("--behavior-names", nargs="+", metavar="NAME", help="names of the behaviour columns")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing dataset at PATH")
+    convert.set_defaults(run=_convert)
 
     add = commands.add_parser("add", help="insert a dataset, model or trainer config and print its key")
     add.add_argument("kind", choices=["dataset", "model", "trainer"])
@@ -115,9 +133,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
+    if args.workflow == "dlgn":
+        from .demo_dlgn import run_dlgn_demo
 
-    run_demo(prefix=args.prefix)
+        run_dlgn_demo(prefix=args.prefix)
+    else:
+        from .demo import run_demo
+
+        run_demo(prefix=args.prefix)
+    return 0
+
+
+def _convert(args) -> int:
+    # Pickles can run code when loaded: convert only files you made or trust.
+    import pandas as pd
+
+    from neurofit.datasets.trial_storage import write_trials
+    from neurofit.datasets.trials import TrialSet
+
+    neurons = pd.read_pickle(args.neurons) if args.neurons else None
+    trials = TrialSet.from_dataframe(
+        pd.read_pickle(args.source), neurons=neurons, frame_rate=args.frame_rate,
+        behavior_names=args.behavior_names,
+    )
+    path = write_trials(trials, args.destination, backend=args.backend, overwrite=args.overwrite)
+    meta = trials.meta
+    print(f"wrote {meta.n_trials} trials of {len(meta.sessions)} session(s) to {path} ({args.backend}); "
+          f"fingerprint {meta.fingerprint[:16]}")
+    print(f"use it with: neurofit add dataset neurofit.video_trials --config <yaml with path: {path}>")
     return 0
 
 

@@ -67,6 +67,29 @@ class Performance(dj.Computed):
         mean_correlation_to_average: float64
         """
 
+    class Condition(dj.Part):
+        """Per-neuron test scores of one trained model on the trials of one condition of one session.
+
+        Filled only for data that record an experimental condition (an optogenetic signal).
+        """
+
+        definition = """
+        -> master
+        session: varchar(64)                 # session name from the DataInfo
+        condition: varchar(32)               # e.g. control, optogenetic
+        ---
+        n_trials: int32                      # test trials of this condition
+        single_trial_correlation: <blob>     # (n_neurons,) Pearson r over the condition's trials
+        correlation_to_average: <blob>       # (n_neurons,) r to the average over the condition's repeats
+        cc_abs: <blob>                       # (n_neurons,) r of prediction with that repeat average
+        cc_norm: <blob>                      # (n_neurons,) CCnorm within the condition; NaN without signal power
+        cc_max: <blob>                       # (n_neurons,) CCmax within the condition
+        mean_response: <blob>                # (n_neurons,) mean recorded response per scored row
+        mean_prediction: <blob>              # (n_neurons,) mean predicted response per scored row
+        mean_single_trial_correlation: float64
+        mean_cc_norm = null: float64         # mean over neurons with signal power > 0
+        """
+
     def make_fetch(self, key):
         return [
             bytes((Dataset & key).fetch1("dataset_config")).decode(),
@@ -121,3 +144,89 @@ class Performance(dj.Computed):
                 for session, scores in sessions.items()
             ]
         )
+        self.Condition.insert(
+            [
+                {
+                    **key,
+                    "session": session,
+                    "condition": condition,
+                    "n_trials": int(values["n_trials"]),
+                    **{name: np.asarray(values[name], dtype=np.float64) for name in _CONDITION_ARRAYS},
+                    "mean_single_trial_correlation": _nanmean(values["single_trial_correlation"]),
+                    "mean_cc_norm": _none_if_nan(_nanmean(values["cc_norm"])),
+                }
+                for session, scores in sessions.items()
+                for condition, values in scores.get("conditions", {}).items()
+            ]
+        )
+
+    @classmethod
+    def neurons(cls, restriction=None):
+        """Per-neuron test scores as a tidy pandas DataFrame.
+
+        One row per trained model x seed x session x neuron: the key columns, ``session``,
+        ``neuron`` (index within the session), ``unit_id`` (when the data name their units), the
+        scores of `Performance.Session` and, for data with conditions, ``<score>_<condition>``
+        for every score of `Performance.Condition` plus ``predicted_ratio_<condition>`` and
+        ``recorded_ratio_<condition>``: the mean predicted (recorded) response in that condition
+        divided by the one in the first condition (control), per neuron.
+
+        Args:
+            restriction: anything DataJoint accepts to restrict `Performance` (a key, a query).
+
+        Returns:
+            pandas.DataFrame, empty (with the key columns) when nothing matches.
+        """
+        import pandas as pd
+
+        query = cls.Session & (cls() if restriction is None else cls() & restriction)
+        key_names = cls.primary_key
+        frames = []
+        infos = {}
+        conditions: dict[tuple, dict[str, dict]] = {}
+        for row in (cls.Condition & query.proj()).to_dicts():
+            ident = tuple(row[k] for k in key_names) + (row["session"],)
+            conditions.setdefault(ident, {})[row["condition"]] = row
+        for row in query.to_dicts():
+            key = {k: row[k] for k in key_names}
+            n = int(row["n_neurons"])
+            columns: dict[str, object] = {**{k: [v] * n for k, v in key.items()},
+                                          "session": [row["session"]] * n, "neuron": np.arange(n)}
+            ident = tuple(key.values())
+            if ident not in infos:
+                infos[ident] = (TrainedModel & key).fetch1("data_info")
+            unit_ids = infos[ident].get("extra", {}).get("neurons", {}).get(row["session"], {}).get("unit_id")
+            if unit_ids is not None and len(unit_ids) == n:
+                columns["unit_id"] = list(unit_ids)
+            for name in _SESSION_ARRAYS:
+                columns[name] = np.asarray(row[name], dtype=np.float64)
+            by_condition = conditions.get(ident + (row["session"],), {})
+            names = list(by_condition)
+            for condition, values in by_condition.items():
+                for name in _CONDITION_ARRAYS:
+                    columns[f"{name}_{condition}"] = np.asarray(values[name], dtype=np.float64)
+            if names:
+                reference = names[0] if "control" not in by_condition else "control"
+                for condition in names:
+                    if condition == reference:
+                        continue
+                    for kind, column in (("predicted", "mean_prediction"), ("recorded", "mean_response")):
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            columns[f"{kind}_ratio_{condition}"] = (
+                                np.asarray(by_condition[condition][column], dtype=np.float64)
+                                / np.asarray(by_condition[reference][column], dtype=np.float64)
+                            )
+            frames.append(pd.DataFrame(columns))
+        if not frames:
+            return pd.DataFrame(columns=[*key_names, "session", "neuron"])
+        return pd.concat(frames, ignore_index=True)
+
+
+_SESSION_ARRAYS = (
+    "single_trial_correlation", "correlation_to_average", "fev", "feve", "oracle_correlation",
+    "cc_abs", "cc_norm", "cc_max",
+)
+_CONDITION_ARRAYS = (
+    "single_trial_correlation", "correlation_to_average", "cc_abs", "cc_norm", "cc_max",
+    "mean_response", "mean_prediction",
+)

@@ -133,6 +133,9 @@ class TrainedModel(dj.Computed):
                 key["seed"],
                 checkpoint=DatabaseCheckpointer(key),
                 stop_requested=_runtime.stop_requested,
+                run_name=" ".join(
+                    f"{key[f'{kind}_fn']}:{key[f'{kind}_hash'][:8]}" for kind in ("dataset", "model", "trainer")
+                ) + f" seed:{key['seed']}",
             )
         ]
 

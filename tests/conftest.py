@@ -27,6 +27,10 @@ def test_backend() -> str:
 
 test_backend.__test__ = False  # not a test, despite the name
 
+# No wandb runs from the tests (its default is offline logging); tests of the wandb path set
+# the mode themselves. Set at import so CLI and notebook subprocesses inherit it.
+os.environ["NEUROFIT_WANDB"] = "disabled"
+
 
 @pytest.fixture(scope="session")
 def neurofit_home(tmp_path_factory):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..analysis.prediction import correlation
+from ..batches import forward
 from ..evaluation import predict
 from ..seeding import set_seed
 from ..training import TrainingContext, TrainResult
@@ -29,20 +30,22 @@ _CHECKPOINT_KEYS = frozenset({
 
 
 def validation_correlation(
-    model: nn.Module, loaders_by_session: Mapping[str, Any], device: str | torch.device
+    model: nn.Module, loaders_by_session: Mapping[str, Any], device: str | torch.device,
+    burn_in: int = 0,
 ) -> float:
     """Single-trial Pearson correlation, averaged over all neurons of all sessions.
 
     Args:
-        model: called as ``model(inputs, session)`` -> (batch, n_neurons).
+        model: called as ``model(inputs, session, **other_inputs)`` (`neurofit.pipelines.batches`).
         loaders_by_session: ``{session: loader}`` of one tier.
         device: where the model runs.
+        burn_in: video only: leading frames of each trial that are not scored.
 
     Returns:
         Mean over neurons of ``neurofit.pipelines.analysis.prediction.correlation`` (ddof 0 on
         both sides; a constant prediction or response counts as 0).
     """
-    results = predict(model, loaders_by_session, device)
+    results = predict(model, loaders_by_session, device, burn_in)
     per_neuron = [correlation(r["responses"], r["predictions"]) for r in results.values()]
     return float(np.mean(np.concatenate(per_neuron)))
 
@@ -73,12 +76,18 @@ def train_poisson(
     tolerance: float = 1e-4,
     lr_decay_factor: float = 0.3,
     lr_decay_steps: int = 1,
+    grad_clip: float | None = None,
+    amp: bool = True,
 ) -> TrainResult:
     """Fits ``model`` with a Poisson loss and Adam, early-stopping on validation correlation.
 
-    Each epoch visits every train batch of every session once (sessions interleaved). The loss
-    of a batch is the Poisson negative log-likelihood summed over neurons and averaged over
-    trials, plus ``model.regularizer(session)`` if the model has one. After each epoch the
+    Works for image and video data alike (`neurofit.pipelines.batches`). Each epoch visits every
+    train batch of every session once (sessions interleaved batch by batch). The loss of a batch
+    is the Poisson negative log-likelihood summed over neurons and averaged over rows (trials for
+    images; frames after the data's ``burn_in`` for videos), plus ``model.regularizer(session)``
+    if the model has one. With ``grad_clip`` the gradient norm is clipped to it before each step.
+    With ``amp`` on a CUDA device the forward pass runs under bfloat16 autocast (the loss in
+    float32; bfloat16 needs no loss scaling); on the CPU ``amp`` changes nothing. After each epoch the
     validation score (single-trial correlation, mean over all neurons) is computed in eval mode.
     When it has not improved by more than ``tolerance`` for ``patience`` epochs, the best weights
     are restored and the learning rate is multiplied by ``lr_decay_factor``; after
@@ -125,10 +134,12 @@ def train_poisson(
         tolerance: minimum improvement of the validation score that counts.
         lr_decay_factor: learning-rate multiplier at each decay.
         lr_decay_steps: number of decays before stopping (0: stop at the first stall).
+        grad_clip: maximum gradient norm (None: no clipping).
+        amp: mixed precision on CUDA devices.
 
     Returns:
         ``TrainResult`` with the best validation score, one history row per epoch (``epoch``
-        from 1, ``train_loss`` = mean Poisson NLL per trial without the regularizer,
+        from 1, ``train_loss`` = mean Poisson NLL per row (trial or scored frame) without the regularizer,
         ``validation_score``, ``seconds``) and the model holding the best weights, in eval mode
         and on ``context.device``. If no epoch beats the initial weights, those are returned.
 
@@ -140,22 +151,26 @@ def train_poisson(
     """
     if max_epochs < 1 or patience < 1 or lr_decay_steps < 0:
         raise ValueError("max_epochs and patience must be >= 1 and lr_decay_steps >= 0")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
     set_seed(seed)
     device = torch.device(context.device)
     model.to(device)
     train_loaders = data.loaders["train"]
     validation_loaders = data.loaders["validation"]
+    burn_in = int(data.info.extra.get("burn_in", 0))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
     regularizer = getattr(model, "regularizer", None)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     config = {
         "seed": int(seed), "max_epochs": max_epochs, "lr": lr, "patience": patience,
         "tolerance": tolerance, "lr_decay_factor": lr_decay_factor,
-        "lr_decay_steps": lr_decay_steps,
+        "lr_decay_steps": lr_decay_steps, "grad_clip": grad_clip, "amp": amp,
     }
 
     checkpoint = context.load_checkpoint()
     if checkpoint is None:
-        best_score = validation_correlation(model, validation_loaders, device)
+        best_score = validation_correlation(model, validation_loaders, device, burn_in)
         best_state = copy.deepcopy(model.state_dict())
         history: list[dict[str, Any]] = []
         stalled = 0
@@ -188,11 +203,10 @@ def train_poisson(
         loss_sum = 0.0
         n_trials = 0
         for session, batch in _interleaved(train_loaders):
-            inputs = batch["inputs"].to(device)
-            targets = batch["responses"].to(device)
-            output = model(inputs, session)
+            with autocast:
+                output, targets = forward(model, batch, session, device, burn_in)
             nll = nn.functional.poisson_nll_loss(
-                output, targets, log_input=False, full=False, reduction="sum"
+                output.float(), targets, log_input=False, full=False, reduction="sum"
             )
             loss = nll / len(targets)
             if regularizer is not None:
@@ -201,11 +215,14 @@ def train_poisson(
                 raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch} ({session})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             loss_sum += nll.item()
             n_trials += len(targets)
 
-        score = validation_correlation(model, validation_loaders, device)
+        with autocast:
+            score = validation_correlation(model, validation_loaders, device, burn_in)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / max(n_trials, 1),
