@@ -7,7 +7,7 @@ Two levels, each against its own raw-memmap baseline measured in the same run:
 
 * reader: random windows of ``--window`` frames read with ``reader.read(trial, start, stop)``
   versus slicing the same windows out of ``np.load(mmap_mode="r")`` arrays with precomputed
-  offsets (the fastest thing a hand-written loader can do);
+  offsets (the fastest thing a hand-written loader can do), both copied out of the mapping;
 * loader: samples/s through neurofit's train ``DataLoader`` (random windows, train-tier
   normalisation, dict batches) versus a bare ``DataLoader`` over a Dataset that slices the raw
   memmaps and returns tensors, both batch 16 with 0 workers.
@@ -66,7 +66,7 @@ class RawWindows(Dataset):
     def __getitem__(self, item):
         trial, start, length = item
         first = self.offsets[trial] + start
-        return {k: torch.from_numpy(np.ascontiguousarray(v[first:first + length])) for k, v in self.arrays.items()}
+        return {k: torch.from_numpy(np.array(v[first:first + length])) for k, v in self.arrays.items()}
 
 
 def raw_memmap(trials: TrialSet, folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -118,7 +118,7 @@ def main() -> None:
         for trial, start, length in items:
             first = offsets[trial] + start
             for array in raw_arrays.values():
-                np.asarray(array[first:first + length])
+                np.array(array[first:first + length])  # copied out: the frames are really read
 
     print(f"{len(items)} random windows of {args.window} frames; best of {args.repeats}")
     baseline = best_rate(raw_reads, len(items), args.repeats)
@@ -127,7 +127,10 @@ def main() -> None:
     for backend, reader in readers.items():
         for trial, start, length in items[:3]:  # warm up (Deep Lake opens lazily)
             reader.read(trial, start, start + length)
-        rate = best_rate(lambda: [reader.read(t, s, s + n) for t, s, n in items], len(items), args.repeats)
+        rate = best_rate(
+            lambda: [[np.array(v) for v in reader.read(t, s, s + n).values()] for t, s, n in items],
+            len(items), args.repeats,
+        )
         print(f"{backend + ' reader':<34}{rate:12.0f}{rate / baseline:14.2f}")
 
     batch = 16

@@ -136,22 +136,52 @@ class _TrialFrames(Dataset):
         return self.meta.n_trials
 
     def __getitem__(self, item: tuple[int, int, int]) -> dict[str, torch.Tensor]:
-        trial, start, length = item
-        raw = self.reader.read(trial, start, start + length)
-        video = (raw["videos"].astype(np.float32) - self._video[0]) * self._video[1]  # (t, C, H, W)
-        out = {
-            "inputs": torch.from_numpy(np.ascontiguousarray(video.transpose(1, 0, 2, 3))),
-            "responses": torch.from_numpy(raw["responses"] * self._response_scale),
-            "behavior": torch.from_numpy((raw["behavior"] - self._behavior[0]) * self._behavior[1]),
-            "pupil_center": torch.from_numpy((raw["pupil_center"] - self._pupil[0]) * self._pupil[1]),
-            "stimulus_id": torch.tensor(int(self.meta.clip_id[trial])),
-            "trial_id": torch.tensor(int(trial)),
-            "condition": torch.tensor(int(self.meta.condition[trial])),
-            "start": torch.tensor(int(start)),
+        return {k: v[0] for k, v in self.__getitems__([item]).items()}
+
+    def __getitems__(self, items: list[tuple[int, int, int]]) -> dict[str, torch.Tensor]:
+        """One batch of windows of equal length; the DataLoader calls this instead of collating.
+
+        Normalising whole batches in place, after one copy of each window out of the store, is
+        what keeps this loader close to raw memmap indexing (benchmarks/video_loader_throughput.py).
+        """
+        raws = [self.reader.read(trial, start, start + length) for trial, start, length in items]
+        first = raws[0]["videos"]  # (t, C, H, W)
+        video = np.empty((len(raws), first.shape[1], first.shape[0], *first.shape[2:]), dtype=np.float32)
+        for out, raw in zip(video, raws):
+            out[...] = raw["videos"].transpose(1, 0, 2, 3)  # into the (C, t, H, W) layout of the cores
+        video -= self._video[0].transpose(1, 0, 2, 3)
+        video *= self._video[1].transpose(1, 0, 2, 3)
+
+        def stacked(name: str) -> np.ndarray:
+            return np.stack([raw[name] for raw in raws]).astype(np.float32, copy=False)
+
+        responses = stacked("responses")
+        responses *= self._response_scale
+        behavior = stacked("behavior")
+        behavior -= self._behavior[0]
+        behavior *= self._behavior[1]
+        pupil = stacked("pupil_center")
+        pupil -= self._pupil[0]
+        pupil *= self._pupil[1]
+        trials = np.fromiter((item[0] for item in items), np.int64, len(items))
+        batch = {
+            "inputs": torch.from_numpy(video),
+            "responses": torch.from_numpy(responses),
+            "behavior": torch.from_numpy(behavior),
+            "pupil_center": torch.from_numpy(pupil),
+            "stimulus_id": torch.from_numpy(self.meta.clip_id[trials].astype(np.int64)),
+            "trial_id": torch.from_numpy(trials),
+            "condition": torch.from_numpy(self.meta.condition[trials].astype(np.int64)),
+            "start": torch.from_numpy(np.fromiter((item[1] for item in items), np.int64, len(items))),
         }
-        if "optogenetic_signal" in raw:
-            out["optogenetic_signal"] = torch.from_numpy(np.array(raw["optogenetic_signal"], np.float32))
-        return out
+        if "optogenetic_signal" in raws[0]:
+            batch["optogenetic_signal"] = torch.from_numpy(stacked("optogenetic_signal"))
+        return batch
+
+
+def _already_batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """collate_fn for datasets whose ``__getitems__`` returns whole batches."""
+    return batch
 
 
 class _RandomWindows(Sampler[list]):
@@ -282,7 +312,7 @@ def build_video_loaders(
                     )
                 sampler = _WholeTrials(trials, lengths, batch_size)
             loaders[tier][session] = DataLoader(
-                dataset, batch_sampler=sampler, num_workers=num_workers,
+                dataset, batch_sampler=sampler, collate_fn=_already_batched, num_workers=num_workers,
                 persistent_workers=num_workers > 0,
             )
         mean_response[session] = (n.response_mean / n.response_scale).tolist()

@@ -147,6 +147,28 @@ def evaluate(model, data, device: str = "cpu", tier: str = "test") -> dict[str, 
     return results
 
 
+def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for telling ``positive`` items from the rest.
+
+    Computed by the rank-sum (Mann-Whitney) identity, ties counted half.
+
+    Args:
+        score: (n,) any real values, larger = more likely positive.
+        positive: (n,) bool ground truth.
+
+    Returns:
+        AUC in [0, 1] (0.5 = chance), NaN if either class is empty.
+    """
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, bool)
+    n_positive, n_negative = int(positive.sum()), int((~positive).sum())
+    if n_positive == 0 or n_negative == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(score, dtype=np.float64))
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
 def _n_trials(arrays: dict[str, np.ndarray]) -> int:
     """Trials behind the rows: rows are trials for images and frames for videos."""
     if "trial_id" in arrays:

@@ -3,8 +3,8 @@
 The database history (``TrainedModel.Epoch``) is the record; wandb is a convenience for watching
 runs. The mode comes from ``$NEUROFIT_WANDB``:
 
-* ``offline`` (the default): runs are written under ``$WANDB_DIR`` (default
-  ``$NEUROFIT_HOME/wandb``) and uploaded later with ``wandb sync``. Nothing touches the network.
+* ``offline`` (the default): runs are written to ``wandb/offline-run-*`` under ``$WANDB_DIR``
+  (default ``$NEUROFIT_HOME``) and uploaded later with ``wandb sync``. Nothing touches the network.
   When wandb is not installed, the default mode logs nothing.
 * ``online``: runs are uploaded as they go (needs ``wandb login``; project from
   ``$WANDB_PROJECT``, default "neurofit").
@@ -67,8 +67,7 @@ def wandb_run(name: str, config: dict[str, Any]) -> Iterator[Callable[[dict[str,
         yield None
         return
     directory = Path(
-        os.environ.get("WANDB_DIR")
-        or Path(os.environ.get("NEUROFIT_HOME") or Path.home() / ".neurofit") / "wandb"
+        os.environ.get("WANDB_DIR") or os.environ.get("NEUROFIT_HOME") or Path.home() / ".neurofit"
     ).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     # wandb.init starts a wandb-core process that lives until this Python process exits; a
@@ -76,6 +75,7 @@ def wandb_run(name: str, config: dict[str, Any]) -> Iterator[Callable[[dict[str,
     run = wandb.init(
         project=os.environ.get("WANDB_PROJECT", "neurofit"), name=name, config=config,
         mode=mode, dir=str(directory), reinit="finish_previous",
+        settings=wandb.Settings(silent=True),  # a worker's log is about jobs, not wandb banners
     )
     failed = True
     try:

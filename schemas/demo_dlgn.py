@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neurofit.pipelines.performance import roc_auc
+
 from .activation import activate
 from .config import Dataset, Model, Trainer
 from .connection import home
@@ -28,7 +30,7 @@ MODELS = [
     ("neurofit.factorized_3d", {"hidden_channels": 8, "layers": 2}),
     ("neurofit.conv_gru", {"hidden_channels": 8, "feature_layers": 1}),
 ]
-TRAINER = ("neurofit.poisson", {"max_epochs": 25, "lr": 0.005, "patience": 4, "grad_clip": 10.0})
+TRAINER = ("neurofit.poisson", {"max_epochs": 60, "lr": 0.02, "patience": 5, "grad_clip": 10.0})
 SEEDS = [1, 2]
 
 
@@ -86,19 +88,8 @@ def modulation_recovery(neurons, ground_truth: dict) -> dict[str, float]:
     frame = neurons.copy()
     frame["modulated"] = [truth[s][n] for s, n in zip(frame["session"], frame["neuron"])]
     frame["change"] = np.abs(np.log(frame["predicted_ratio_optogenetic"].astype(float)))
-    return {fn: _auc(group["change"].to_numpy(), group["modulated"].to_numpy())
+    return {fn: roc_auc(group["change"].to_numpy(), group["modulated"].to_numpy())
             for fn, group in frame.groupby("model_fn")}
-
-
-def _auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum (Mann-Whitney) identity."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(score)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def run_dlgn_demo(prefix: str | None = None, out=print) -> dict:

@@ -179,12 +179,15 @@ class Performance(dj.Computed):
         """
         import pandas as pd
 
-        query = cls.Session & (cls() if restriction is None else cls() & restriction)
+        # Restrict by the master's key only: the parts share score names (and `session`) whose
+        # lineages differ, so joining them directly is refused.
+        models = (cls() if restriction is None else cls() & restriction).proj()
+        query = cls.Session & models
         key_names = cls.primary_key
         frames = []
         infos = {}
         conditions: dict[tuple, dict[str, dict]] = {}
-        for row in (cls.Condition & query.proj()).to_dicts():
+        for row in (cls.Condition & models).to_dicts():
             ident = tuple(row[k] for k in key_names) + (row["session"],)
             conditions.setdefault(ident, {})[row["condition"]] = row
         for row in query.to_dicts():

@@ -49,3 +49,15 @@ def test_analysis(db, tmp_path):
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 4  # RDM heatmaps, comparison, CKA matrix, preferred directions
     assert summary["max_fraction_tuned"] > 0.1  # some units of the trained model are direction tuned
+
+
+def test_dlgn_movies(db, tmp_path):
+    notebook = _execute("03_dlgn_movies.ipynb", tmp_path)
+    summary = _last_value(notebook)
+    assert summary["n_models"] == 4  # two cores x two seeds
+    assert summary["n_rows"] == 4 * 2 * 10  # models x sessions x neurons
+    assert 0.15 < summary["mean_single_trial_correlation"] < summary["ceiling"] + 0.05
+    assert summary["min_recovery_auc"] > 0.75  # both cores find the laser-modulated neurons
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # traces; correlations and recovery
+    assert any("column 'responses'" in o.get("text", "") for o in outputs)  # the malformed DataFrame was refused
