@@ -113,19 +113,28 @@ def run_dlgn_demo(prefix: str | None = None, out=print) -> dict:
     trained = len(TrainedModel & keys) - before
 
     neurons = Performance.neurons(keys)
+    # CCnorm divides by a signal-power estimate that is noisy with 3 repeats per condition, so
+    # weak neurons can exceed 1 by a lot; the median is the robust summary over neurons.
+    # Medians above 1 are expected here: running and pupil differ between repeats, the
+    # repeat-based ceiling counts that as noise, and a model that uses behaviour explains part
+    # of it (the true rates themselves reach a median CCnorm of about 1.13 on these data).
     by_condition = (
-        neurons.groupby(["model_fn", "seed"])[
-            ["single_trial_correlation_control", "single_trial_correlation_optogenetic",
-             "cc_norm_control", "cc_norm_optogenetic"]
-        ].mean().reset_index()
+        neurons.groupby(["model_fn", "seed"]).agg(
+            r_control=("single_trial_correlation_control", "mean"),
+            r_optogenetic=("single_trial_correlation_optogenetic", "mean"),
+            median_cc_norm_control=("cc_norm_control", "median"),
+            median_cc_norm_optogenetic=("cc_norm_optogenetic", "median"),
+        ).reset_index()
     )
     recovery = modulation_recovery(neurons, ground_truth)
     ceiling = float(np.mean(list(ground_truth["ceiling"].values())))
     seconds = time.perf_counter() - started
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 140):
-        out("\nmean test scores per optogenetic condition (single-trial r, CCnorm):")
+        out("\ntest scores per optogenetic condition (mean single-trial r, median CCnorm over neurons):")
         out(by_condition.to_string(index=False))
     out(f"ground-truth ceiling of the single-trial r (true rates): {ceiling:.3f}")
+    out("CCnorm above 1: behaviour changes responses between repeats; the repeat-based ceiling counts "
+        "that as noise, and these models predict part of it from running and pupil")
     out("\noptogenetic modulation recovered from the models' predictions (AUC, 0.5 = chance):")
     for fn, auc in recovery.items():
         out(f"  {fn:28s} {auc:.3f}")
