@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ._correlation import pearson_columns
 from .info import DataBundle
 from .synthetic_dlgn import simulate_dlgn
 from .trial_storage import open_trials
@@ -123,10 +124,7 @@ def ground_truth_ceiling(trials: dict, rates: Sequence[np.ndarray], burn_in: int
         rows = [i for i, (s, t) in enumerate(zip(trials["session"], trials["tier"])) if s == session and t == "test"]
         counts = np.concatenate([np.asarray(trials["responses"][i], np.float64)[burn_in:] for i in rows])
         truth = np.concatenate([np.asarray(rates[i], np.float64)[burn_in:] for i in rows])
-        counts = counts - counts.mean(0)
-        truth = truth - truth.mean(0)
-        denominator = np.sqrt((counts**2).sum(0) * (truth**2).sum(0))
-        r = np.divide((counts * truth).sum(0), denominator, out=np.zeros(counts.shape[1]), where=denominator > 0)
+        r = pearson_columns(truth, counts)
         by_session[str(session)] = r.tolist()
     everything = np.concatenate([np.asarray(v) for v in by_session.values()])
     return {"single_trial_correlation": float(everything.mean()), "by_session": by_session}

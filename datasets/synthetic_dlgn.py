@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._correlation import pearson_columns
+
 __all__ = [
     "BEHAVIOR_NAMES",
     "DLGNPopulation",
@@ -553,19 +555,6 @@ def make_population(
 # ----------------------------------------------------------------------------------------------
 
 
-def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r per column (ddof 0; a constant column gives 0), shape (n_columns,).
-
-    Datasets may not import pipelines, so this mirrors
-    ``neurofit.pipelines.analysis.prediction.correlation``; a unit test checks they agree.
-    """
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
-    numerator = (a * b).sum(axis=0)
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-
-
 def _check_positive_int(name: str, value, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -790,7 +779,7 @@ def simulate_dlgn(
             if tiers[clip_id] == "test":
                 session_rates.append(rate)
                 session_counts.append(counts)
-        per_neuron = _pearson_columns(
+        per_neuron = pearson_columns(
             np.concatenate(session_rates), np.concatenate(session_counts).astype(np.float64)
         )
         ceiling_per_neuron[name] = per_neuron.tolist()

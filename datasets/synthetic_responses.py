@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ._correlation import pearson_columns
 from .info import TIERS, DataBundle, DataInfo
 
 __all__ = [
@@ -124,21 +125,6 @@ def _gabor_pairs(
     filters = np.stack([envelope * np.cos(carrier), envelope * np.sin(carrier)], axis=1)
     filters /= np.linalg.norm(filters.reshape(n, 2, -1), axis=-1)[..., None, None]
     return filters, centers
-
-
-def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r per column (ddof 0 throughout; a constant column gives 0), shape (n_columns,).
-
-    Datasets may not import pipelines, so this mirrors
-    ``neurofit.pipelines.analysis.prediction.correlation``; a unit test checks they agree.
-    """
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
-    numerator = (a * b).sum(axis=0)
-    return np.divide(
-        numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0
-    )
 
 
 def simulate_sessions(
@@ -271,8 +257,8 @@ def ground_truth_ceiling(tier: SyntheticTier) -> dict[str, list[float]]:
     np.add.at(mean_rates, inverse, tier.rates)
     mean_rates /= n_per_id
     return {
-        "single_trial_correlation": _pearson_columns(tier.rates, tier.counts).tolist(),
-        "correlation_to_average": _pearson_columns(mean_rates, mean_counts).tolist(),
+        "single_trial_correlation": pearson_columns(tier.rates, tier.counts).tolist(),
+        "correlation_to_average": pearson_columns(mean_rates, mean_counts).tolist(),
     }
 
 

@@ -53,6 +53,7 @@ from .trials import (
     TrialFormatError,
     TrialMeta,
     _ConcatenatedReader,
+    frame_window,
     _fields_of,
     _fingerprint_hasher,
     _hash_trial,
@@ -399,16 +400,8 @@ class DeepLakeTrials:
 
         Deep Lake has no partial reads of an array: the whole trial is read, then sliced.
         """
-        try:
-            length = self._length_of[index]
-        except (IndexError, TypeError):
-            raise IndexError(f"trial index {index!r} out of range for {len(self)} trials") from None
-        if stop is None:
-            stop = length
-        if not 0 <= start < stop <= length:
-            raise IndexError(
-                f"frames [{start}, {stop}) of trial {index}: need 0 <= start < stop <= {length} "
-                f"(the trial's length)")
+        stop = frame_window(self._length_of, index, start, stop)
+        length = self._length_of[index]
         columns = self._columns if self._columns is not None else self._open()
         row = int(index) % len(self._length_of)
         if start == 0 and stop == length:

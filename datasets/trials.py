@@ -300,6 +300,30 @@ def field_layout(meta: TrialMeta) -> dict[str, tuple[str, tuple[int, ...]]]:
     return layout
 
 
+def frame_window(lengths: Sequence[int], index: int, start: int, stop: int | None) -> int:
+    """Checks a request for frames [start, stop) of trial ``index``; returns the resolved stop.
+
+    Args:
+        lengths: frames of every trial (a list, for fast indexing).
+        index: trial index (negative counts from the end).
+        start, stop: the window; ``stop=None`` means the trial's end.
+
+    Raises:
+        IndexError: naming the trial and the valid range.
+    """
+    try:
+        length = lengths[index]
+    except (IndexError, TypeError):
+        raise IndexError(f"trial index {index!r} out of range for {len(lengths)} trials") from None
+    if stop is None:
+        stop = length
+    if not 0 <= start < stop <= length:
+        raise IndexError(
+            f"frames [{start}, {stop}) of trial {index}: need 0 <= start < stop <= {length} "
+            f"(the trial's length)")
+    return stop
+
+
 class _ConcatenatedReader:
     """read() over per-session arrays concatenated along time (TrialSet and MemmapTrials).
 
@@ -337,18 +361,9 @@ class _ConcatenatedReader:
             "pupil_center": (t, 2)[, "optogenetic_signal": (t,)]}`` with t = stop - start.
             Arrays are read-only views (no copy); copy them before modifying in place.
         """
-        try:
-            session = self._session_of[index]
-            offset = self._offset_of[index]
-            length = self._length_of[index]
-        except (IndexError, TypeError):
-            raise IndexError(f"trial index {index!r} out of range for {len(self)} trials") from None
-        if stop is None:
-            stop = length
-        if not 0 <= start < stop <= length:
-            raise IndexError(
-                f"frames [{start}, {stop}) of trial {index}: need 0 <= start < stop <= {length} "
-                f"(the trial's length)")
+        stop = frame_window(self._length_of, index, start, stop)
+        session = self._session_of[index]
+        offset = self._offset_of[index]
         arrays = self._arrays
         if arrays is None:
             arrays = self._open()

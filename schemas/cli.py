@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     convert = commands.add_parser(
         "convert", help="convert a pickled pandas DataFrame of trials into a trial dataset (memmap or Deep Lake)"
     )
-    convert.add_argument("source", metavar="PICKLE", help="pickled DataFrame, one row per trial (see neurofit.datasets.trials)")
+    convert.add_argument("source", metavar="PICKLE", help="pickled DataFrame, one row per trial (see neurofit.datasets.trials); only pickles you trust: loading one can run code")
     convert.add_argument("destination", metavar="PATH", help="folder to create")
     convert.add_argument("--frame-rate", type=float, required=True, help="frames per second of videos and responses")
     convert.add_argument("--backend", choices=["memmap", "deeplake"], default="memmap")

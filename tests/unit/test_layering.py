@@ -59,3 +59,18 @@ def test_table_comments_have_no_double_quotes():
             for line in definition.splitlines():
                 comment = line.split("#", 1)[1] if "#" in line else ""
                 assert '"' not in comment, f"{table.__name__}: {line.strip()}"
+
+
+def test_datasets_correlation_mirrors_the_pipelines_one():
+    """datasets/ may not import pipelines/, so it keeps its own Pearson r; the two must agree."""
+    import numpy as np
+
+    from neurofit.datasets._correlation import pearson_columns
+    from neurofit.pipelines.analysis.prediction import correlation
+
+    rng = np.random.default_rng(0)
+    a = rng.poisson(2.0, (50, 6)).astype(float)
+    b = a + rng.normal(size=(50, 6))
+    a[:, 2] = 1.0  # a constant column counts as 0 in both
+    np.testing.assert_allclose(pearson_columns(a, b), correlation(a, b), atol=1e-12)
+    assert pearson_columns(a, b)[2] == 0
