@@ -6,15 +6,15 @@ batch layout and the meaning of ``subsequence_length`` and ``burn_in``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ._correlation import pearson_columns
 from .info import DataBundle
+from .paths import resolve_data_path
 from .synthetic_dlgn import simulate_dlgn
-from .trial_storage import open_trials
+from .trial_storage import is_trial_store, open_trials
 from .trials import TrialSet
 from .video_loaders import build_video_loaders
 
@@ -35,7 +35,8 @@ def build_video_trials(
 
     Args:
         seed: non-negative; changes only the order of train trials and their random windows.
-        path: folder of the dataset (numpy-memmap or Deep Lake; the format is detected).
+        path: folder of the dataset (numpy-memmap or Deep Lake; the format is detected). It
+            must lie inside ``$NEUROFIT_DATA_ROOTS`` when that is set (`neurofit.datasets.paths`).
         subsequence_length, burn_in, batch_size, normalize, num_workers: see
             `neurofit.datasets.video_loaders.build_video_loaders`.
 
@@ -43,12 +44,8 @@ def build_video_trials(
         A `DataBundle`; ``info.extra["fingerprint"]`` identifies the stored content, so a trained
         model records which data it saw even if the folder is later replaced.
     """
-    if not Path(path).expanduser().exists():
-        raise ValueError(
-            f"no trial dataset at {path!r}; write one with neurofit.datasets.trial_storage."
-            "write_trials (or `neurofit convert`) and use its absolute path in the config"
-        )
-    reader = open_trials(Path(path).expanduser())
+    location = resolve_data_path(path, "neurofit trial store (write one with `neurofit convert`)", is_trial_store)
+    reader = open_trials(location)
     return build_video_loaders(
         reader, seed, subsequence_length=subsequence_length, burn_in=burn_in,
         batch_size=batch_size, normalize=normalize, num_workers=num_workers,

@@ -62,7 +62,7 @@ from .trials import (
     session_offsets,
 )
 
-__all__ = ["write_trials", "open_trials", "MemmapTrials", "DeepLakeTrials", "BACKENDS", "MANIFEST"]
+__all__ = ["write_trials", "open_trials", "is_trial_store", "MemmapTrials", "DeepLakeTrials", "BACKENDS", "MANIFEST"]
 
 BACKENDS = ("memmap", "deeplake")
 MANIFEST = "neurofit_trials.json"
@@ -420,6 +420,12 @@ class DeepLakeTrials:
 
     def __repr__(self) -> str:
         return f"DeepLakeTrials({str(self.path)!r}, n_trials={self.meta.n_trials})"
+
+
+def is_trial_store(path: str | os.PathLike) -> bool:
+    """True if ``path`` looks like a store written by `write_trials` (either backend)."""
+    path = Path(path)
+    return (path / MANIFEST).is_file() or (path / _DEEPLAKE_MARKER).is_dir()
 
 
 def open_trials(path: str | os.PathLike) -> MemmapTrials | DeepLakeTrials:

@@ -94,3 +94,46 @@ def test_select_by_hash_prefix(db):
     bad = neurofit("select", "--dataset", "zz'; drop", "--model", "0", "--trainer", "0", "--seed", "1")
     assert bad.returncode == 2 and "hexadecimal" in bad.stderr
     (schemas.TrainingSelection & dataset & model & trainer).delete(prompt=False)
+
+
+def _canary_table() -> str:
+    """A table outside neurofit's definitions in the test schema, as a target for injected SQL."""
+    import datajoint as dj
+
+    from neurofit import schemas
+
+    connection = dj.conn()
+    quote = '"' if connection.adapter.backend == "postgresql" else "`"
+    name = f"{quote}{schemas.schema.database}{quote}.{quote}canary{quote}"
+    connection.query(f"CREATE TABLE IF NOT EXISTS {name} (x int)")
+    return name
+
+
+def _canary_exists() -> bool:
+    import datajoint as dj
+
+    from neurofit import schemas
+
+    found = dj.conn().query(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'canary'",
+        args=(schemas.schema.database,),
+    ).fetchone()[0]
+    return bool(found)
+
+
+@pytest.mark.parametrize("command", ["worker", "submit"])
+def test_where_cannot_run_stacked_sql(db, command):
+    canary = _canary_table()
+    try:
+        hostile = f"seed = 1))); DROP TABLE {canary}; --"
+        extra = ["--workers", "1", "--executor", "local"] if command == "submit" else ["--max-jobs", "1"]
+        result = neurofit(command, *extra, "--where", hostile)
+        assert _canary_exists(), "the --where text ran as SQL and dropped a table"
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "--where" in result.stderr and "';" in result.stderr and "Traceback" not in result.stderr
+        ok = neurofit("worker", "TrainedModel", "--max-jobs", "0", "--where", "seed IN (987654) AND model_fn LIKE 'x%'")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+    finally:
+        import datajoint as dj
+
+        dj.conn().query(f"DROP TABLE IF EXISTS {canary}")
