@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         help="compute pending jobs of all computed tables until none is left; safe to kill, run one per GPU/machine",
     )
     worker.add_argument("tables", nargs="*", metavar="TABLE", help="computed tables to work on (default: all)")
-    worker.add_argument("--where", default=None, help="SQL restriction on job keys, e.g. \"seed = 1\"")
+    worker.add_argument("--where", default=None,
+                        help="restriction on job keys: attribute conditions joined by AND/OR, e.g. "
+                             "\"seed IN (1, 2) AND model_fn LIKE 'mylab.%%'\" (';', comments and function calls are refused)")
     worker.add_argument("--max-jobs", type=int, default=None, help="stop after this many jobs")
     worker.add_argument("--wait", action="store_true", help="keep polling for new work instead of exiting")
     worker.add_argument("--poll", type=float, default=10.0, help="seconds between polls (default 10)")
@@ -104,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--cpus", type=int, default=4, help="CPUs per worker")
     submit.add_argument("--mem", type=int, default=16, help="memory per worker in GB")
     submit.add_argument("--max-jobs", type=int, default=None, help="jobs per worker before it exits")
-    submit.add_argument("--where", default=None, help="SQL restriction on job keys, as for `neurofit worker`")
+    submit.add_argument("--where", default=None, help="restriction on job keys, as for `neurofit worker --where`")
     submit.add_argument("--wait-for-work", action="store_true", help="workers keep polling for new work")
     submit.add_argument("--follow", action="store_true", help="wait for the workers and print their summaries")
     submit.set_defaults(run=_submit)
@@ -243,8 +245,11 @@ def _worker(args) -> int:
 
 def _submit(args) -> int:
     from . import activate
+    from .restriction import parse_where
     from .slurm import submit
 
+    if args.where is not None:
+        parse_where(args.where)  # refuse a bad restriction before any worker starts
     activate(args.prefix)  # creates tables and job tables before the workers compete
     jobs = submit(
         args.workers, executor=args.executor, folder=args.folder, prefix=args.prefix, time_minutes=args.time,

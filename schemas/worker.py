@@ -33,6 +33,7 @@ from . import _runtime, heartbeat
 from ._schema import schema
 from .config import Trainer
 from .populate import COMPUTED_TABLES, _tables, ensure_job_tables
+from .restriction import parse_where
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ def run_worker(
 
     Args:
         tables: computed table name(s); default all, in dependency order.
-        restriction: DataJoint restriction on job keys (dict, SQL string, or list of them).
+        restriction: restriction on job keys: a dict, a text in the grammar of
+            `neurofit.schemas.restriction` (anything else is refused), or a list of them (OR).
         max_jobs: stop after this many jobs (completed or failed).
         wait: keep polling for new work instead of exiting when none is left.
         poll: seconds between polls with ``wait``, and between job-queue refreshes.
@@ -213,7 +215,7 @@ def run_worker(
     if skip_gpu_trainers is None:
         skip_gpu_trainers = device == "cpu"
     summary = WorkerSummary(done=dict.fromkeys(selected, 0), failed=dict.fromkeys(selected, 0))
-    restrictions = [] if restriction is None else [restriction]
+    restrictions = [] if restriction is None else [safe_restriction(restriction)]
     skip = {}
     if skip_gpu_trainers and "TrainedModel" in selected:
         names = gpu_trainers()
@@ -324,6 +326,18 @@ def run_worker(
         _runtime.stop_event.clear()
         summary.seconds = time.monotonic() - started
     return summary
+
+
+def safe_restriction(restriction: Any) -> Any:
+    """``restriction`` with every text parsed by `parse_where`, so it can only restrict.
+
+    Dicts are quoted by DataJoint; a text reaches SQL only as rebuilt from its parsed conditions.
+    """
+    if isinstance(restriction, str):
+        return parse_where(restriction)
+    if isinstance(restriction, (list, tuple)):
+        return [safe_restriction(r) for r in restriction]
+    return restriction
 
 
 def _pending(job_table, restrictions: list, skip: str | None):
