@@ -25,11 +25,12 @@ What ``set_seed`` makes reproducible:
 from __future__ import annotations
 
 import random
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed"]
+__all__ = ["set_seed", "get_rng_state", "set_rng_state"]
 
 
 def set_seed(seed: int) -> None:
@@ -53,3 +54,54 @@ def set_seed(seed: int) -> None:
     # covers devices initialised before this call.
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every global RNG state as tensors and plain values (``torch.load(weights_only=True)``-safe).
+
+    Returns:
+        ``{"torch": ByteTensor, "cuda": [ByteTensor per device] (empty unless CUDA was
+        initialised), "python": {...}, "numpy": {...}}``, the integer arrays as int64 tensors.
+    """
+    version, internal, gauss_next = random.getstate()
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    return {
+        "torch": torch.get_rng_state(),
+        # Only when CUDA is initialised: querying it would otherwise start a context on every GPU,
+        # and an uninitialised CUDA RNG is in the state ``set_seed`` leaves on resume anyway.
+        "cuda": (
+            [s.cpu() for s in torch.cuda.get_rng_state_all()]
+            if torch.cuda.is_available() and torch.cuda.is_initialized()
+            else []
+        ),
+        "python": {
+            "version": int(version),
+            "internal": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of `get_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = list(state["cuda"])
+    if cuda and torch.cuda.is_available():
+        for index, device_state in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(device_state.cpu(), index)
+    python = state["python"]
+    random.setstate((
+        python["version"], tuple(int(x) for x in python["internal"].tolist()), python["gauss_next"]
+    ))
+    numpy = state["numpy"]
+    np.random.set_state((
+        numpy["name"], numpy["keys"].numpy().astype(np.uint32), numpy["position"],
+        numpy["has_gauss"], numpy["cached_gaussian"],
+    ))
