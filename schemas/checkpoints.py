@@ -28,6 +28,7 @@ import torch
 
 from ._schema import schema
 from .connection import STORE
+from .storage import read_stored
 from .training import TrainingSelection
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ class DatabaseCheckpointer:
         epoch, ref = rows.fetch1("epoch", "state")
         self._loaded = (int(epoch), ref)
         try:
-            data = ref.read()
+            data = read_stored(ref)
         except Exception as error:  # noqa: BLE001 - missing or unreadable: nothing to resume from
             self.discard(f"the stored file could not be read ({_brief(error)})")
             return None
