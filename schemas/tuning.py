@@ -10,13 +10,46 @@ from neurofit.pipelines.analysis import tuning as tuning_functions
 
 from ._schema import schema
 from .probing import Activations, StimulusSet
+from .storage import read_stored
 
 TUNED_THRESHOLD = 0.2  # DeepDraw: a unit is directionally tuned if its test R2 exceeds 0.2
 
 
-def _kinematic_features(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Features that are 2-D vectors per stimulus (or per time step): what tuning models fit."""
-    return {name: values for name, values in features.items() if values.shape[-1] == 2 and values.ndim in (2, 3)}
+def _kinematic_features(features: dict[str, np.ndarray], timed: set[str] | None = None) -> dict[str, np.ndarray]:
+    """Features that are 2-D vectors per stimulus, or per time step if ``timed`` names the
+    time-resolved features: what tuning models fit."""
+    if timed is None:
+        return {name: values for name, values in features.items() if values.shape[-1] == 2 and values.ndim == 2}
+    return {name: values for name, values in features.items() if name in timed and values.ndim == 3
+            and values.shape[-1] == 2}
+
+
+def _time_resolved(key) -> set[str]:
+    """Names of the time-resolved features of a stimulus set (older rows: the 3-D ones)."""
+    rows = (StimulusSet.Feature & key & "NOT model_input").proj("time_resolved").to_dicts()
+    flagged = {row["feature"] for row in rows if row["time_resolved"]}
+    unknown = [row["feature"] for row in rows if row["time_resolved"] is None]
+    if unknown:
+        features = StimulusSet.features(key)
+        flagged |= {name for name in unknown if features[name].ndim == 3}
+    return flagged
+
+
+def at_centres(values: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Time-resolved ``values`` (n, n_time, ...) read at fractional input samples ``centres``
+    (linear interpolation between neighbouring samples; exact at whole samples)."""
+    below = np.clip(np.floor(centres).astype(int), 0, values.shape[1] - 1)
+    above = np.clip(below + 1, 0, values.shape[1] - 1)
+    weight = (centres - below).reshape(1, -1, *([1] * (values.ndim - 2)))
+    return values[:, below] * (1 - weight) + values[:, above] * weight
+
+
+def time_major(activations: np.ndarray, unit_shape, axes) -> np.ndarray:
+    """(n, n_units) activations of a layer with a time axis as (n, n_time, units): every other
+    axis (DeepDraw: channel x spatial row) becomes a unit, channel-major."""
+    values = activations.reshape(len(activations), *unit_shape)
+    values = np.moveaxis(values, 1 + list(axes).index("time"), 1)
+    return values.reshape(len(activations), values.shape[1], -1)
 
 
 @schema
@@ -26,8 +59,13 @@ class Tuning(dj.Computed):
     Each unit is fitted with DeepDraw's models (direction, speed, direction x speed, Cartesian,
     polar position) per feature by least squares on a train split of stimuli (trajectories)
     and scored by R2 on the held-out ones. Stimulus sets with one value per stimulus treat
-    each stimulus as one sample; time-resolved ones need layers with a (channels, time) output
-    of the same length.
+    each stimulus as one sample (every output value of the layer is a unit). Time-resolved
+    ones apply to layers with a time axis: every other axis of the layer's output (DeepDraw:
+    channel x spatial row) is a unit, and the features are read at the layer's recorded time
+    centres (`Activations.Layer.time_centres`, linear interpolation between input samples), so
+    a strided layer's step ``j`` meets the kinematics of the input samples it is centred on.
+    Steps centred outside the input (padded or causal edge steps) are left out. Older rows
+    without time centres apply only if the layer has as many steps as the features.
     """
 
     definition = """
@@ -45,22 +83,40 @@ class Tuning(dj.Computed):
 
     @property
     def key_source(self):
-        layers = Activations.Layer.proj("n_time") * StimulusSet.proj(set_time="n_time")
+        layers = Activations.Layer.proj("n_time", "time_centres") * StimulusSet.proj(set_time="n_time")
         with_kinematics = StimulusSet.Feature & "feature in ('velocity', 'position', 'acceleration', 'direction')"
-        return (layers & "set_time = 0 OR set_time = n_time" & with_kinematics.proj()).proj()
+        applies = "set_time = 0 OR set_time = n_time OR (n_time > 0 AND time_centres IS NOT NULL)"
+        return (layers & applies & with_kinematics.proj()).proj()
 
     def make_fetch(self, key):
-        return [(Activations.Layer & key).fetch1("unit_shape"), (StimulusSet & key).fetch1("n_time")]
+        layer = (Activations.Layer & key).proj("unit_shape", "axes", "time_centres").fetch1()
+        layer = {name: layer[name] for name in ("unit_shape", "axes", "time_centres")}
+        return [layer, (StimulusSet & key).fetch1("n_time")]
 
-    def make_compute(self, key, unit_shape, n_time):
-        activations = np.asarray((Activations.Layer & key).fetch1("activations").load(), dtype=np.float64)
-        features = _kinematic_features(StimulusSet.features(key))
+    def make_compute(self, key, layer, n_time):
+        activations = np.asarray(read_stored((Activations.Layer & key).fetch1("activations")), dtype=np.float64)
         if n_time:
-            # (n_stimuli, channels * time) -> (n_stimuli, time, channels): units are channels.
-            activations = activations.reshape(len(activations), unit_shape[0], n_time).transpose(0, 2, 1)
+            features = _kinematic_features(StimulusSet.features(key), _time_resolved(key))
+            activations = time_major(activations, layer["unit_shape"], Activations.layer_axes(layer))
+            centres = layer["time_centres"]
+            centres = np.arange(activations.shape[1], dtype=np.float64) if centres is None else np.asarray(centres)
+            inside = (centres >= 0) & (centres <= n_time - 1)
+            if not inside.any():
+                raise ValueError(
+                    f"layer {key['layer']!r}: no time step is centred inside the {n_time} input samples "
+                    f"(centres {centres.min():g} .. {centres.max():g}); tuning has no samples to fit"
+                )
+            activations = activations[:, inside]
+            features = {name: at_centres(values, centres[inside]) for name, values in features.items()}
         else:
+            features = _kinematic_features(StimulusSet.features(key))
             activations = activations[:, None, :]
             features = {name: values[:, None, :] for name, values in features.items()}
+        if not features:
+            raise ValueError(
+                f"stimulus set {key['stimulus_set']!r} has no {'time-resolved ' if n_time else ''}2-D "
+                "kinematic feature (n_stimuli, [n_time,] 2) to fit"
+            )
         result = tuning_functions.fit_tuning(activations, features)
         direction_feature = next((f for f in ("velocity", "direction") if f in features), next(iter(features)))
         return [result, direction_feature]
