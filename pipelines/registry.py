@@ -17,7 +17,11 @@ A dataset, model or trainer name stored in a config row resolves, in this order,
 Anything else, ``os.system`` for instance, is rejected; nothing is ever ``eval``-ed. Every builder's
 signature is checked: the leading positional parameters of its kind (``LEADING_PARAMETERS``),
 then only named hyperparameters (no ``*args``/``**kwargs``), so configs can be validated and
-completed with defaults before they are hashed.
+completed with defaults before they are hashed. Hyperparameter annotations are enforced when a
+config is inserted (`Builder.check_types`; policy in `neurofit.pipelines.config_types`).
+
+A module or entry point that fails to import, whatever it raises, gives a `RegistryError` naming
+it: a broken builder fails its own rows only, never a worker or a command that merely looks it up.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import inspect
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
+
+from . import config_types, hashing
 
 KINDS = ("dataset", "model", "trainer")
 LEADING_PARAMETERS = {
@@ -56,12 +62,14 @@ class Builder:
         name: the name stored in the database.
         function: the callable.
         defaults: hyperparameter name -> default value (``inspect.Parameter.empty`` if required).
+        types: hyperparameter name -> resolved annotation, for the annotated ones.
     """
 
     kind: str
     name: str
     function: Callable[..., Any]
     defaults: dict[str, Any]
+    types: dict[str, Any] = field(default_factory=dict)
 
     def complete_config(self, config: dict[str, Any] | None) -> dict[str, Any]:
         """Check a config against the signature and fill in defaults.
@@ -70,7 +78,8 @@ class Builder:
             RegistryError: naming unknown and missing hyperparameters.
         """
         config = dict(config or {})
-        unknown = sorted(set(config) - set(self.defaults))
+        # key=str: keys of mixed types (1 and "a") must give this message, not a TypeError.
+        unknown = sorted(set(config) - set(self.defaults), key=str)
         missing = sorted(
             k for k, v in self.defaults.items() if v is inspect.Parameter.empty and k not in config
         )
@@ -85,6 +94,37 @@ class Builder:
                 f"It accepts: {sorted(self.defaults) or 'no hyperparameters'}."
             )
         return {**{k: v for k, v in self.defaults.items() if k not in config}, **config}
+
+    def check_types(self, config: dict[str, Any]) -> None:
+        """Check the values of a config against the builder's annotations.
+
+        Call `hashing.check_bounds` first: this walks the values.
+
+        Raises:
+            RegistryError: naming every refused hyperparameter, its expected type and its value.
+        """
+        found = config_types.problems(config, self.types, self.defaults)
+        if found:
+            raise RegistryError(f"config for {self.kind} {self.name!r}: {'; '.join(found)}.")
+
+    def validate(self, config: dict[str, Any] | None) -> dict[str, Any]:
+        """Check a config as an insert does (bounds, then names, then types) and complete it.
+
+        The bounds come first, so no later check walks an alias bomb or a cycle.
+
+        Returns:
+            The complete config (defaults filled in), exactly as `complete_config` returns it:
+            no value is converted, so no key changes.
+
+        Raises:
+            neurofit.pipelines.hashing.ConfigError: a config past a bound.
+            RegistryError: unknown, missing or mistyped hyperparameters.
+        """
+        config = dict(config or {})
+        hashing.check_bounds(config)  # before anything walks the values
+        complete = self.complete_config(config)
+        self.check_types(config)
+        return complete
 
 
 _registry: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
@@ -218,7 +258,13 @@ def _load_builtins() -> None:
 def _from_entry_points(kind: str, name: str) -> Callable | None:
     for entry in entry_points(group=ENTRY_POINT_GROUPS[kind]):
         if entry.name == name:
-            return entry.load()
+            try:
+                return entry.load()
+            except Exception as error:  # any failure of lab code: that builder's rows fail, nothing else
+                raise RegistryError(
+                    f"{kind} {name!r}: loading entry point {entry.value!r} failed with "
+                    f"{type(error).__name__}: {error}. Fix that module."
+                ) from None
     return None
 
 
@@ -233,7 +279,15 @@ def _from_allowed_module(kind: str, name: str) -> Callable | None:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise RegistryError(f"{kind} {name!r}: cannot import module {module_name!r} ({error})") from None
-    function = getattr(module, attribute, None)
+    except Exception as error:  # the module's own code failed: that builder's rows fail, nothing else
+        raise RegistryError(
+            f"{kind} {name!r}: importing module {module_name!r} failed with "
+            f"{type(error).__name__}: {error}. Fix that module."
+        ) from None
+    try:
+        function = getattr(module, attribute, None)
+    except Exception as error:  # a module-level __getattr__ may raise anything
+        raise RegistryError(f"{kind} {name!r}: reading {attribute!r} from {module_name!r} failed ({error})") from None
     if function is None:
         raise RegistryError(f"{kind} {name!r}: module {module_name!r} has no {attribute!r}")
     return function
@@ -261,7 +315,8 @@ def resolve(kind: str, name: str) -> Builder:
             f"an entry point in group {ENTRY_POINT_GROUPS[kind]!r}, or allow its module with "
             f"{ALLOWED_MODULES_ENV}=<module prefix> (allowed now: {allowed_modules()})."
         )
-    return Builder(kind, name, function, _hyperparameters(kind, name, function))
+    defaults = _hyperparameters(kind, name, function)
+    return Builder(kind, name, function, defaults, config_types.hyperparameter_types(function, defaults))
 
 
 def available(kind: str) -> list[str]:

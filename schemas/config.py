@@ -1,4 +1,10 @@
-"""Config tables: one row per (builder function, complete hyperparameters), keyed by hash."""
+"""Config tables: one row per (builder function, complete hyperparameters), keyed by hash.
+
+Everything a row holds is checked before the database sees it, with the same rules on every
+backend: the config's bounds (`neurofit.pipelines.hashing`), its hyperparameter names and types
+(`neurofit.pipelines.registry`), and the comment and owner (length, valid text). An error is a
+`ValueError` subclass naming the problem; no row is written.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Any, ClassVar
 
 import datajoint as dj
 
-from neurofit.pipelines import hashing, registry
+from neurofit.pipelines import config_files, hashing, registry
 
 from ._schema import schema
 
@@ -23,13 +29,20 @@ class ConfigTable:
         """The key a config gets, without inserting anything.
 
         The builder is resolved through the registry (unknown names raise), the config is
-        checked against its signature and completed with its defaults, then hashed.
+        checked against the bounds, the builder's signature and its annotations, completed with
+        its defaults, then hashed.
 
         Returns:
             (key, complete config).
+
+        Raises:
+            neurofit.pipelines.registry.RegistryError: unknown builder, or unknown, missing or
+                mistyped hyperparameters.
+            neurofit.pipelines.hashing.ConfigError: a value that cannot be hashed, or a config
+                past a bound.
         """
         builder = registry.resolve(cls.kind, fn)
-        complete = builder.complete_config(config)
+        complete = builder.validate(config)
         key = {f"{cls.kind}_fn": fn, f"{cls.kind}_hash": hashing.config_hash(complete)}
         return key, complete
 
@@ -44,8 +57,12 @@ class ConfigTable:
 
         Raises:
             neurofit.pipelines.registry.RegistryError: unknown builder or bad hyperparameters.
-            neurofit.pipelines.hashing.ConfigError: a value that cannot be hashed.
+            neurofit.pipelines.hashing.ConfigError: a value that cannot be hashed, a config past
+                a bound, or a comment or owner that cannot be stored.
         """
+        check_text("comment", comment, MAX_COMMENT)
+        if owner is not None:
+            check_text("owner", owner, MAX_OWNER)
         key, complete = cls.key_for(fn, config)
         if not (cls() & key):
             row = {
@@ -72,29 +89,40 @@ class ConfigTable:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON, a subset of YAML) config file; the top level must be a mapping."""
-    import yaml
+    """Read a YAML (or JSON, a subset of YAML) config file; the top level must be a mapping.
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"config file {str(path)!r} is not valid YAML: {error}") from None
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise ValueError(
-            f"config file {str(path)!r} must hold a mapping of hyperparameter: value, "
-            f"not a {type(config).__name__}"
+    Bounded before anything is built, duplicate keys refused, ``1e-3`` read as a float, UTF-8
+    only; every error names the file (see `neurofit.pipelines.config_files`).
+    """
+    return config_files.read_config_file(path)
+
+
+# The column widths in _definition; checked here so every backend refuses alike.
+MAX_COMMENT = 1024
+MAX_OWNER = 64
+
+
+def check_text(field: str, value: Any, limit: int) -> None:
+    """Refuse a comment or owner that a backend would reject or truncate.
+
+    Raises:
+        neurofit.pipelines.hashing.ConfigError: not a str, longer than ``limit`` characters,
+            or holding a NUL character or a lone surrogate.
+    """
+    if not isinstance(value, str):
+        raise hashing.ConfigError(f"{field} must be a str, got {type(value).__name__}")
+    if len(value) > limit:
+        raise hashing.ConfigError(
+            f"{field} is {len(value):,} characters long; at most {limit:,} fit. Shorten it."
         )
-    return config
+    problem = hashing.text_problem(value)
+    if problem:
+        raise hashing.ConfigError(f"{field} contains {problem}; remove it.")
 
 
 def _user() -> str:
     try:
-        return getpass.getuser()
+        return getpass.getuser()[:MAX_OWNER]
     except (KeyError, OSError):
         return ""
 
