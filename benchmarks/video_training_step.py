@@ -30,7 +30,7 @@ DATA = ("neurofit.synthetic_dlgn", {"n_train_clips": 48, "subsequence_length": 4
 
 
 def bare_loop(model: nn.Module, data, epochs: int, lr: float) -> None:
-    burn_in = data.info.extra["burn_in"]
+    burn_in = data.info.burn_in
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for _ in range(epochs):
@@ -79,7 +79,7 @@ def main() -> None:
 
         model = fresh_model()
         started = time.perf_counter()
-        validation_correlation(model, data.loaders["validation"], "cpu", data.info.extra["burn_in"])
+        validation_correlation(model, data.loaders["validation"], "cpu", data.info.burn_in)
         timings["validation"].append(time.perf_counter() - started)
 
         model = fresh_model()

@@ -6,6 +6,7 @@ batch layout and the meaning of ``subsequence_length`` and ``burn_in``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -41,7 +42,7 @@ def build_video_trials(
             `neurofit.datasets.video_loaders.build_video_loaders`.
 
     Returns:
-        A `DataBundle`; ``info.extra["fingerprint"]`` identifies the stored content, so a trained
+        A `DataBundle`; ``info.fingerprint`` identifies the stored content, so a trained
         model records which data it saw even if the folder is later replaced.
     """
     location = resolve_data_path(path, "neurofit trial store (write one with `neurofit convert`)", is_trial_store)
@@ -76,10 +77,12 @@ def build_synthetic_dlgn(
     ``ground_truth_seed``; ``seed`` changes only the order of train trials and their windows.
 
     Returns:
-        A `DataBundle` whose ``info.extra["ground_truth"]`` holds the simulation's ground truth
-        (per session: which neurons the laser modulates and by what gain, receptive fields,
-        running gains) and ``info.extra["ceiling"]``: the scores of the true rates on the test
-        frames after ``burn_in`` (see `ground_truth_ceiling`).
+        A `DataBundle` whose ``info.ceiling`` holds the mean single-trial r of the true rates on
+        the test frames after ``burn_in`` (see `ground_truth_ceiling`), and whose artefacts (fixed
+        by the config, whatever ``seed``) are ``ground_truth`` (the simulation's settings and,
+        per session, `DLGNPopulation.to_json`: which neurons the laser modulates and by what
+        gain, receptive fields, temporal kernels, running gains) and ``ceiling_per_neuron``
+        (``{session: [r per neuron]}``, the same frames).
     """
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed!r}")
@@ -96,12 +99,17 @@ def build_synthetic_dlgn(
         behavior_names=simulation.behavior_names,
     )
     ceiling = ground_truth_ceiling(simulation.trials, simulation.rates, burn_in)
+    # The simulation's own ceilings count the burn-in frames; the artefact's are the scored frames.
     ground_truth = {k: v for k, v in simulation.ground_truth.items() if not k.startswith("ceiling")}
-    return build_video_loaders(
+    bundle = build_video_loaders(
         trials, seed, subsequence_length=subsequence_length, burn_in=burn_in,
         batch_size=batch_size,
-        extra={"ground_truth": ground_truth, "ceiling": ceiling},
     )
+    info = dataclasses.replace(
+        bundle.info, ceiling={"single_trial_correlation": ceiling["single_trial_correlation"]}
+    )
+    artefacts = {"ground_truth": ground_truth, "ceiling_per_neuron": ceiling["by_session"]}
+    return DataBundle(loaders=bundle.loaders, info=info, artefacts=artefacts)
 
 
 def ground_truth_ceiling(trials: dict, rates: Sequence[np.ndarray], burn_in: int) -> dict:

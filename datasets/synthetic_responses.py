@@ -9,7 +9,7 @@ CNN can. Observed responses are Poisson draws of the expected counts.
 Train and validation images are shown once; every test image is shown ``n_repeats`` times
 (repeats share a ``stimulus_id``), so the test tier supports noise-ceiling estimates. Because the
 true rates are known, the ceiling a perfect model would reach on this very noise draw is stored in
-``DataInfo.extra["ceiling"]``.
+``DataInfo.ceiling``, and the ground truth (filters, gains, slopes, ...) in ``DataBundle.artefacts``.
 
 Two seeds, two roles:
     * ``ground_truth_seed`` fixes the neurons, the images and the Poisson draws, so trainings with
@@ -33,6 +33,7 @@ __all__ = [
     "SyntheticSession",
     "simulate_sessions",
     "ground_truth_ceiling",
+    "ground_truth_artefacts",
     "build_synthetic_responses",
     "session_name",
 ]
@@ -341,11 +342,10 @@ def build_synthetic_responses(
     Returns:
         A `DataBundle`. Batches hold ``inputs`` (batch, 1, image_size, image_size) float32,
         ``responses`` (batch, n_neurons) float32 spike counts and ``stimulus_id`` (batch,) int64.
-        Only train loaders shuffle. ``info.extra`` holds ``mean_response`` ({session: [float]
-        per neuron, train tier}), ``ceiling`` (the perfect model's test scores averaged over all
-        neurons of all sessions: ``single_trial_correlation``, ``correlation_to_average``),
-        ``ceiling_by_session`` (the same per session) and ``ground_truth`` (the simulation
-        settings).
+        Only train loaders shuffle. ``info.mean_response`` is the train mean per neuron and
+        ``info.ceiling`` the perfect model's test scores averaged over all neurons of all
+        sessions (``single_trial_correlation``, ``correlation_to_average``). The artefacts
+        (fixed by the config, whatever ``seed``) are the ground truth: see `ground_truth_artefacts`.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size!r}")
@@ -388,15 +388,45 @@ def build_synthetic_responses(
         n_neurons={name: n_neurons for name in sessions},
         input_unit="luminance, z-scored per image",
         response_unit="spike count per presentation",
-        extra={
-            "mean_response": mean_response,
-            "ceiling": ceiling,
-            "ceiling_by_session": ceiling_by_session,
-            "ground_truth": {
-                "model": "poisson_ln_gabor",
-                "ground_truth_seed": ground_truth_seed,
-                **settings,
-            },
-        },
+        modality="image",
+        input_axes=("channel", "height", "width"),
+        mean_response=mean_response,
+        ceiling=ceiling,
     )
-    return DataBundle(loaders=loaders, info=info)
+    artefacts = ground_truth_artefacts(sessions, {"ground_truth_seed": ground_truth_seed, **settings})
+    artefacts["ceiling_by_session"] = ceiling_by_session
+    return DataBundle(loaders=loaders, info=info, artefacts=artefacts)
+
+
+def ground_truth_artefacts(sessions: dict[str, SyntheticSession], settings: dict) -> dict:
+    """The simulation's ground truth as dataset artefacts (`neurofit.datasets.artefacts`).
+
+    Args:
+        sessions: the output of `simulate_sessions`.
+        settings: its arguments (``ground_truth_seed`` included).
+
+    Returns:
+        ``ground_truth``: ``{"model": "poisson_ln_gabor", **settings, "sessions": {session:
+        {"centers", "gain", "slope", "is_complex"}}}`` (per-neuron lists, centres as (row,
+        column) pixels); ``<session>.filters``: the Gabor filters, (n_neurons, 2, size, size)
+        float64 (index 1 is the quadrature partner of complex cells). The builder adds
+        ``ceiling_by_session`` (``{session: {score: mean over neurons}}``).
+    """
+    out: dict = {
+        "ground_truth": {
+            "model": "poisson_ln_gabor",
+            **settings,
+            "sessions": {
+                name: {
+                    "centers": session.centers.tolist(),
+                    "gain": session.gain.tolist(),
+                    "slope": session.slope.tolist(),
+                    "is_complex": session.is_complex.tolist(),
+                }
+                for name, session in sessions.items()
+            },
+        }
+    }
+    for name, session in sessions.items():
+        out[f"{name}.filters"] = session.filters
+    return out

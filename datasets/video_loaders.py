@@ -5,10 +5,11 @@ epoch (clips have different lengths); validation and test loaders give whole tri
 trials of equal length. Normalisation statistics come from the train trials only, per session,
 so nothing of the held-out data leaks into the inputs.
 
-Every item is a dict (see ``neurofit.pipelines.batches``): ``inputs`` (channels, time, height,
-width), ``responses`` (time, n_neurons), ``behavior`` (time, k), ``pupil_center`` (time, 2),
-``optogenetic_signal`` (time,) if recorded, and the labels ``stimulus_id`` (the clip), ``trial_id``,
-``condition`` (0 control, 1 optogenetic) and ``start`` (first frame of the subsequence).
+Every batch is a `neurofit.datasets.info.Batch` (see ``neurofit.pipelines.batches``): ``inputs``
+(channels, time, height, width), ``responses`` (time, n_neurons), ``behavior`` (time, k),
+``pupil_center`` (time, 2), ``optogenetic_signal`` (time,) if recorded, and the labels
+``stimulus_id`` (the clip), ``trial_id``, ``condition`` (0 control, 1 optogenetic) and ``start``
+(first frame of the subsequence); each with a leading batch axis.
 """
 
 from __future__ import annotations
@@ -256,14 +257,14 @@ def build_video_loaders(
             deviation, with statistics from the train trials of each session.
         num_workers: DataLoader worker processes (readers are picklable).
         sessions: the sessions to load (default: all, in store order).
-        extra: more JSON-able facts for ``DataInfo.extra`` (e.g. ground truth).
+        extra: a lab's own JSON-able facts for ``DataInfo.extra`` (not the typed fields).
 
     Returns:
-        A `DataBundle`; its ``info.extra`` holds ``modality`` ("video"), ``burn_in``,
-        ``frame_rate``, ``n_behavior``, ``behavior_names``, ``has_optogenetic``, ``conditions``,
-        ``mean_response`` (per session, train mean of the normalised responses), ``neurons``
-        (per-session metadata, e.g. unit ids), ``normalization`` and the store's
-        ``fingerprint``.
+        A `DataBundle` whose ``info`` has modality "video", ``input_shape`` one frame
+        (channel, height, width), ``burn_in``, ``sampling_rate`` (the frame rate),
+        ``behavior_names``, ``has_optogenetic``, ``conditions``, ``mean_response`` (per session,
+        train mean of the normalised responses), ``units`` (per-session unit tables, e.g. unit
+        ids), ``normalization`` and the store's ``fingerprint``.
 
     Raises:
         ValueError: for sizes that do not fit the data, naming the trial and the fix.
@@ -322,20 +323,18 @@ def build_video_loaders(
         n_neurons={s: int(meta.n_neurons[s]) for s in chosen},
         input_unit="luminance, z-scored per session on train frames" if normalize else f"luminance ({meta.video_dtype})",
         response_unit="spike count per frame / train std" if normalize else "spike count per frame",
-        extra={
-            "modality": "video",
-            "burn_in": int(burn_in),
-            "frame_rate": float(meta.frame_rate),
-            "n_behavior": len(meta.behavior_names),
-            "behavior_names": list(meta.behavior_names),
-            "has_optogenetic": bool(meta.has_optogenetic),
-            "conditions": list(CONDITIONS),
-            "mean_response": mean_response,
-            "neurons": {s: meta.neurons[s] for s in chosen},
-            "normalization": normalization,
-            "fingerprint": meta.fingerprint,
-            **(extra or {}),
-        },
+        modality="video",
+        input_axes=("channel", "height", "width"),
+        burn_in=int(burn_in),
+        sampling_rate=float(meta.frame_rate),
+        behavior_names=tuple(meta.behavior_names),
+        has_optogenetic=bool(meta.has_optogenetic),
+        conditions=tuple(CONDITIONS),
+        mean_response=mean_response,
+        units={s: meta.neurons[s] for s in chosen},
+        normalization=normalization,
+        fingerprint=meta.fingerprint,
+        extra=dict(extra or {}),
     )
     return DataBundle(loaders=loaders, info=info)
 

@@ -106,9 +106,10 @@ def build_gaussian_cnn(
     copy of torch's RNG, so building a model neither depends on nor changes the global RNG state.
 
     Args:
-        data_info: a ``neurofit.datasets.info.DataInfo``; uses ``input_shape`` (channels, height,
-            width), ``n_neurons`` and, if present, ``extra["mean_response"][session]`` (one mean
-            response per neuron) to initialise the readout biases.
+        data_info: a ``neurofit.datasets.info.DataInfo`` of still images with neural responses;
+            uses ``input_shape`` (channel, height, width), ``n_neurons`` and, if present,
+            ``mean_response[session]`` (one mean response per neuron) to initialise the readout
+            biases.
         seed: seed of the weight initialisation.
         hidden_channels: feature maps per core layer.
         layers: convolutional layers in the core.
@@ -132,13 +133,19 @@ def build_gaussian_cnn(
         ``GaussianReadoutCNN``; ``model(inputs, session)`` has shape (batch, n_neurons[session]).
 
     Raises:
-        ValueError: if ``data_info.input_shape`` is not (channels, height, width) or a
-            ``mean_response`` entry has the wrong length.
+        ValueError: if the data are not images (channel, height, width) with neural responses,
+            or a ``mean_response`` entry has the wrong length.
     """
     input_shape = tuple(data_info.input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(f"expected input_shape (channels, height, width), got {input_shape}")
-    mean_response = (data_info.extra or {}).get("mean_response", {}) if init_bias_from_mean else {}
+    axes = tuple(data_info.input_axes)
+    if data_info.modality != "image" or axes != ("channel", "height", "width"):
+        raise ValueError(
+            f"expected images with input_axes (channel, height, width); the data are "
+            f"{data_info.modality!r} with axes {axes} and input_shape {input_shape}"
+        )
+    if "responses" not in data_info.provides:
+        raise ValueError(f"an encoding model needs neural responses; the data provide {list(data_info.provides)}")
+    mean_response = data_info.mean_response if init_bias_from_mean else {}
 
     # fork_rng keeps the caller's RNG stream untouched, so building a model inside a training
     # script does not change what the script draws next.

@@ -288,8 +288,8 @@ class VideoEncodingModel(nn.Module):
             )
         elif optogenetic_signal is not None:
             raise ValueError(
-                "optogenetic_signal was given but the model was built without one (data_info.extra"
-                "['has_optogenetic'] is False); rebuild the model from the DataInfo of this data"
+                "optogenetic_signal was given but the model was built without one (data_info."
+                "has_optogenetic is False); rebuild the model from the DataInfo of this data"
             )
 
         x = inputs
@@ -329,35 +329,23 @@ class VideoEncodingModel(nn.Module):
 # ---- builders ----------------------------------------------------------------------------------
 def _video_facts(data_info) -> dict:
     """Validated facts the builders need from a DataInfo."""
+    # DataInfo has checked its own fields (types, sessions, lengths); what is left is whether
+    # these are the data a video encoding model can fit.
     input_shape = tuple(data_info.input_shape)
-    if len(input_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape):
+    if data_info.modality != "video" or tuple(data_info.input_axes) != ("channel", "height", "width"):
         raise ValueError(
-            f"data_info.input_shape must be one frame (channels, height, width) of positive ints, got {input_shape}"
+            f"video models need a video dataset whose input_shape is one frame (channel, height, "
+            f"width); got modality {data_info.modality!r}, input_axes {tuple(data_info.input_axes)}, "
+            f"input_shape {input_shape}"
         )
-    extra = dict(data_info.extra or {})
-    modality = extra.get("modality", "video")
-    if modality != "video":
-        raise ValueError(
-            f"data_info.extra['modality'] is {modality!r}; video models need a video dataset ('video')"
-        )
-    n_behavior = extra.get("n_behavior", 0)
-    if isinstance(n_behavior, bool) or not isinstance(n_behavior, int) or n_behavior < 0:
-        raise ValueError(f"data_info.extra['n_behavior'] must be an int >= 0, got {n_behavior!r}")
-    has_optogenetic = extra.get("has_optogenetic", False)
-    if not isinstance(has_optogenetic, bool):
-        raise ValueError(f"data_info.extra['has_optogenetic'] must be a bool, got {has_optogenetic!r}")
-    n_neurons = dict(data_info.n_neurons)
-    if not n_neurons:
-        raise ValueError("data_info.n_neurons is empty: the data has no sessions")
-    for session, n in n_neurons.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"data_info.n_neurons[{session!r}] must be an int >= 1, got {n!r}")
+    if "responses" not in data_info.provides:
+        raise ValueError(f"video models fit neural responses; the data provide {list(data_info.provides)}")
     return dict(
         input_shape=input_shape,
-        n_neurons=n_neurons,
-        n_behavior=n_behavior,
-        has_optogenetic=has_optogenetic,
-        mean_response=extra.get("mean_response", {}) or {},
+        n_neurons=dict(data_info.n_neurons),
+        n_behavior=data_info.n_behavior,
+        has_optogenetic=data_info.has_optogenetic,
+        mean_response=data_info.mean_response,
     )
 
 
@@ -400,7 +388,7 @@ def _assemble(facts: dict, seed: int, make_core, *, behavior_mode, shifter, read
             mean = torch.as_tensor(mean_response[session], dtype=torch.float32)
             if mean.shape != (n,):
                 raise ValueError(
-                    f"data_info.extra['mean_response'][{session!r}] has shape {tuple(mean.shape)}, "
+                    f"data_info.mean_response[{session!r}] has shape {tuple(mean.shape)}, "
                     f"expected ({n},): one mean response per neuron"
                 )
             biases[session] = _inverse_elu1(mean, elu_offset)
@@ -516,9 +504,9 @@ def build_factorized_3d(
     RNG; the global RNG state is left as it was).
 
     Args:
-        data_info: ``neurofit.datasets.info.DataInfo`` with ``input_shape`` (C, H, W) of one frame,
-            ``n_neurons`` and ``extra`` keys "modality" ("video"), "n_behavior", "has_optogenetic",
-            "mean_response" (all optional; defaults: video, 0, False, none).
+        data_info: ``neurofit.datasets.info.DataInfo`` of modality "video" with ``input_shape``
+            (C, H, W) of one frame, ``n_neurons``, ``behavior_names``, ``has_optogenetic`` and
+            ``mean_response`` (may be empty).
         seed: seed of the weight initialisation.
         hidden_channels: feature maps per core layer.
         layers: core layers.
@@ -592,9 +580,9 @@ def build_conv_gru(
     RNG; the global RNG state is left as it was).
 
     Args:
-        data_info: ``neurofit.datasets.info.DataInfo`` with ``input_shape`` (C, H, W) of one frame,
-            ``n_neurons`` and ``extra`` keys "modality" ("video"), "n_behavior", "has_optogenetic",
-            "mean_response" (all optional; defaults: video, 0, False, none).
+        data_info: ``neurofit.datasets.info.DataInfo`` of modality "video" with ``input_shape``
+            (C, H, W) of one frame, ``n_neurons``, ``behavior_names``, ``has_optogenetic`` and
+            ``mean_response`` (may be empty).
         seed: seed of the weight initialisation.
         hidden_channels: feature maps of each per-frame layer and of the GRU state.
         feature_layers: per-frame convolution layers before the GRU (>= 1).

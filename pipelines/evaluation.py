@@ -24,20 +24,21 @@ def predict(
     The model's train/eval mode is restored afterwards, so this can run in the middle of training.
     Trials keep the loader's order; use an unshuffled loader (e.g. the validation or test tier).
 
-    Video tiers are scored frame by frame: every frame after ``burn_in`` of every trial is one
-    row, and frame ``f`` of clip ``c`` is one "stimulus", so repeated presentations of a clip
-    line up frame by frame in the repeat-based scores (correlation to the average, CCnorm).
+    Time-resolved tiers (videos, sequences; responses (batch, time, n_neurons)) are scored step
+    by step: every frame after ``burn_in`` of every trial is one row, and frame ``f`` of clip
+    ``c`` is one "stimulus", so repeated presentations of a clip line up frame by frame in the
+    repeat-based scores (correlation to the average, CCnorm).
 
     Args:
         model: called as ``model(inputs, session, **other_inputs)`` (see
             `neurofit.pipelines.batches`); already on ``device`` or movable there (in place).
         loaders_by_session: ``{session: loader}`` for one tier, e.g. ``bundle.loaders["test"]``.
         device: torch device the model runs on ("cpu", "cuda:0").
-        burn_in: video only: leading frames of each trial that are not scored.
+        burn_in: ``DataInfo.burn_in``: leading frames of each trial that are not scored.
 
     Returns:
         ``{session: arrays}`` with ``responses`` and ``predictions`` (n_rows, n_neurons) float32
-        and ``stimulus_id`` (n_rows,) int64; rows are trials for images. For videos the arrays
+        and ``stimulus_id`` (n_rows,) int64; rows are trials for images. For frames the arrays
         also hold, per row, ``trial_id`` and ``frame`` (int64, frame index within the trial) and,
         when the loader labels conditions, ``condition`` (int64); ``stimulus_id`` then numbers
         the distinct (clip, frame) pairs.
@@ -70,9 +71,9 @@ def predict(
 
 
 def _row_labels(batch: Mapping[str, torch.Tensor], burn_in: int) -> dict[str, np.ndarray]:
-    """Per-row trial labels of one batch, repeated over the scored frames for videos."""
+    """Per-row trial labels of one batch, repeated over the scored frames of time-resolved data."""
     ids = batch["stimulus_id"].numpy().astype(np.int64, copy=False)
-    if batch["responses"].ndim == 2:
+    if batch["responses"].ndim == 2:  # one row per trial (the Batch layout without a time axis)
         return {"stimulus_id": ids}
     n_frames = batch["responses"].shape[1]
     frames = np.arange(burn_in, n_frames, dtype=np.int64)

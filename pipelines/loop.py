@@ -224,7 +224,8 @@ def fit(
     Raises:
         FloatingPointError: the loss became NaN or infinite.
         IncompatibleCheckpoint: the checkpoint is not this loop's format, trainer and config, or
-            does not fit the model.
+            does not fit the model, and the checkpointer cannot discard it (with a ``discard``
+            method, as the database one has, it is discarded and training starts from scratch).
         Preempted: a stop was requested; the checkpoint is saved first.
     """
     if max_epochs < 0 or (steps_per_epoch is not None and steps_per_epoch < 1):
@@ -235,23 +236,35 @@ def fit(
     device = torch.device(context.device)
     model.to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
-    opt = optimizer(model.parameters())
-    sched = scheduler(opt) if scheduler is not None else None
-    run = _Run(model, opt, sched, stopping, trainer, {"seed": int(seed), **dict(config)})
     batches = batches or (lambda: interleaved(data.loaders["train"]))
+
+    def new_run() -> _Run:
+        opt = optimizer(model.parameters())
+        sched = scheduler(opt) if scheduler is not None else None
+        return _Run(model, opt, sched, stopping, trainer, {"seed": int(seed), **dict(config)})
 
     def score_now() -> float:
         model.eval()
         with torch.no_grad(), autocast:
             return float(validate(model))
 
+    run = new_run()
     saved = context.load_checkpoint()
+    if saved is not None:
+        fresh = copy.deepcopy(model.state_dict())
+        try:
+            run.restore(saved)
+        except IncompatibleCheckpoint as error:
+            if not context.discard_checkpoint(str(error)):
+                raise
+            # load_state_dict copies the tensors that fit before it fails: start truly afresh.
+            model.load_state_dict(fresh)
+            run, saved = new_run(), None
     if saved is None:
         run.last_score = score_now() if stopping is not None or max_epochs == 0 else math.nan
         if stopping is not None:
             stopping.start(model, run.last_score)
-    else:
-        run.restore(saved)
+    opt = run.optimizer
 
     while not run.finished and run.epoch < max_epochs:
         epoch = run.epoch + 1

@@ -115,20 +115,27 @@ def condition_scores(
 def evaluate(model, data, device: str = "cpu", tier: str = "test") -> dict[str, dict[str, Any]]:
     """Predict one tier of a `DataBundle` and score every session.
 
-    Video data are scored frame by frame after the data's ``burn_in`` (see
+    Time-resolved data (videos) are scored frame by frame after the data's ``info.burn_in`` (see
     `neurofit.pipelines.evaluation.predict`). When the data record an optogenetic condition
-    (``info.extra["has_optogenetic"]``), each session's trials are also scored per condition.
+    (``info.has_optogenetic``), each session's trials are also scored per condition.
 
     Returns:
         ``{session: scores}`` with the arrays of `score_predictions`, ``n_trials`` (int) and,
         with conditions, ``conditions``: ``{name: condition_scores(...) + {"n_trials": int}}``
-        for every condition (named by ``info.extra["conditions"]``) that has trials.
+        for every condition (named by ``info.conditions``) that has trials.
+
+    Raises:
+        ValueError: the data have no such tier, or provide no neural responses to score.
     """
     if tier not in data.loaders:
         raise ValueError(f"the data has no {tier!r} tier; it has {sorted(data.loaders)}")
-    extra = data.info.extra
-    burn_in = int(extra.get("burn_in", 0))
-    names = list(extra.get("conditions", [])) if extra.get("has_optogenetic") else []
+    if "responses" not in data.info.provides:
+        raise ValueError(
+            f"these data provide {list(data.info.provides)}, not neural responses: response scores "
+            "(correlations, FEVE, CCnorm) do not apply to them"
+        )
+    burn_in = data.info.burn_in
+    names = list(data.info.conditions) if data.info.has_optogenetic else []
     results = {}
     for session, arrays in predict(model, data.loaders[tier], device, burn_in).items():
         scores: dict[str, Any] = score_predictions(arrays["responses"], arrays["predictions"], arrays["stimulus_id"])

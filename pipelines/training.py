@@ -22,7 +22,8 @@ class Checkpointer(Protocol):
     """Where a trainer's per-epoch state goes, so an interrupted job resumes instead of restarting.
 
     ``save`` replaces the previous checkpoint atomically; ``load`` returns the last saved state
-    or None. States are dicts of tensors and plain Python values (loadable with
+    or None. A checkpointer may also have ``discard(reason)``: the training loop calls it with a
+    checkpoint it cannot resume, and then starts from scratch instead of failing. States are dicts of tensors and plain Python values (loadable with
     ``torch.load(weights_only=True)``).
     """
 
@@ -78,6 +79,14 @@ class RunContext:
     def load_checkpoint(self) -> dict[str, Any] | None:
         return None if self.checkpoint is None else self.checkpoint.load()
 
+    def discard_checkpoint(self, reason: str) -> bool:
+        """Hand a checkpoint the trainer cannot resume to ``checkpoint.discard``; False if it has none."""
+        discard = getattr(self.checkpoint, "discard", None)
+        if discard is None:
+            return False
+        discard(reason)
+        return True
+
     def stop_pending(self) -> bool:
         """True if a stop was requested (without raising)."""
         return self.stop_requested is not None and bool(self.stop_requested())
@@ -131,6 +140,8 @@ class TrainingOutcome:
         data_info: `DataInfo.to_dict()`, enough to rebuild the model without dataloaders.
         provenance: versions, host and device (`neurofit.pipelines.provenance.provenance`).
         duration: wall time of the whole run in seconds (data, model and training).
+        artefacts: ``{name: EncodedArtefact}`` of the dataset's ``DataBundle.artefacts``
+            (`neurofit.datasets.artefacts`), stored once per dataset, not in ``data_info``.
     """
 
     score: float
@@ -140,6 +151,7 @@ class TrainingOutcome:
     data_info: dict[str, Any]
     provenance: dict[str, str]
     duration: float
+    artefacts: dict[str, Any] = field(default_factory=dict)
 
 
 def build_data(dataset_fn: str, dataset_config: dict[str, Any], seed: int):
@@ -237,6 +249,8 @@ def train(
         )
     trained = result.model if result.model is not None else model
     weights = state_dict_to_bytes(trained.state_dict())
+    from neurofit.datasets.artefacts import encode_artefact
+
     return TrainingOutcome(
         score=float(result.score),
         history=list(result.history),
@@ -245,6 +259,7 @@ def train(
         data_info=_plain(data.info.to_dict()),
         provenance=provenance(device),
         duration=time.perf_counter() - started,
+        artefacts={n: encode_artefact(n, v) for n, v in getattr(data, "artefacts", {}).items()},
     )
 
 

@@ -9,6 +9,7 @@ Importing this package declares the tables but connects to nothing; call `activa
 
 from ._schema import schema
 from .activation import activate, schema_name
+from .artefacts import ArtefactConflict, DatasetArtefact
 from .checkpoints import Checkpoint
 from .config import ConfigTable, Dataset, Model, Seed, Trainer
 from .heartbeat import Worker
@@ -23,6 +24,8 @@ from .tuning import Tuning
 from .worker import JobAttempt, run_worker
 
 __all__ = [
+    "ArtefactConflict",
+    "DatasetArtefact",
     "Checkpoint",
     "JobAttempt",
     "Worker",

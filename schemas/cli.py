@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     recover.set_defaults(run=_jobs_recover)
     retry = jobs_commands.add_parser("retry", help="re-queue failed jobs (after fixing their cause)")
     retry.add_argument("tables", nargs="*", metavar="TABLE", help="computed tables (default: all)")
+    retry.add_argument("--fresh", action="store_true",
+                       help="also delete the checkpoints of the re-queued trainings: they restart from epoch 1")
     retry.set_defaults(run=_jobs_retry)
 
     status = commands.add_parser("status", help="done / pending / reserved / error per computed table")
@@ -127,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
         "gc", help="list stored files (weights, activations, RDMs) that no row references; --delete removes them"
     )
     gc.add_argument("--delete", action="store_true", help="delete them (default: only report)")
+    gc.add_argument(
+        "--grace", type=float, default=None, metavar="MINUTES",
+        help="keep files younger than this, whose rows a running worker may be inserting right now "
+        "(default: $NEUROFIT_GC_GRACE or 60; 0 only when no worker runs)",
+    )
     gc.set_defaults(run=_gc)
 
     builders = commands.add_parser("builders", help="list the registered dataset, model and trainer builders")
@@ -167,11 +174,17 @@ def _convert(args) -> int:
 
 
 def _add(args) -> int:
+    # The file is read and bounded first (it needs only PyYAML and numpy): a bad file is refused
+    # before any table module is needed or any connection is made.
+    from neurofit.pipelines.config_files import read_config_file
+
+    config = read_config_file(args.config) if args.config else {}
+
     from . import activate
-    from .config import Dataset, Model, Trainer, read_config_file
+    from .config import MAX_COMMENT, Dataset, Model, Trainer, check_text
 
     table = {"dataset": Dataset, "model": Model, "trainer": Trainer}[args.kind]
-    config = read_config_file(args.config) if args.config else {}
+    check_text("--comment", args.comment, MAX_COMMENT)
     activate(args.prefix)
     key, _ = table.key_for(args.fn, config)
     existed = bool(table() & key)
@@ -275,18 +288,25 @@ def _jobs_recover(args) -> int:
 
 def _jobs_retry(args) -> int:
     from . import activate
+    from .checkpoints import Checkpoint
     from .heartbeat import requeue
     from .populate import _tables
+    from .training import TrainingSelection
     from .worker import JobAttempt
 
     activate(args.prefix)
-    count = 0
+    count = dropped = 0
     for name, table in _tables(args.tables or None).items():
         for job in table.jobs.errors.keys():
+            # Only jobs keyed by a whole selection own a checkpoint (a partial key would match many).
+            if args.fresh and set(TrainingSelection.primary_key) <= set(job):
+                checkpoint = Checkpoint & {k: job[k] for k in TrainingSelection.primary_key}
+                dropped += len(checkpoint)
+                checkpoint.delete_quick()
             requeue(table, job)
             count += 1
         (JobAttempt & {"table_name": name}).delete_quick()
-    print(f"re-queued {count} failed job(s)")
+    print(f"re-queued {count} failed job(s)" + (f"; deleted {dropped} checkpoint(s)" if args.fresh else ""))
     return 0
 
 
@@ -309,13 +329,17 @@ def _status(args) -> int:
 
 def _gc(args) -> int:
     from . import activate
-    from .storage import collect_garbage
+    from .storage import collect_garbage, grace_minutes
 
+    grace = grace_minutes(args.grace)  # a bad value is an error before any connection
     activate(args.prefix)
-    report = collect_garbage(dry_run=not args.delete)
+    report = collect_garbage(dry_run=not args.delete, grace=grace)
     size = report["orphaned_bytes"] / 2**20
     verb = "deleted" if args.delete else "would delete"
     print(f"{verb} {report['orphaned_files']} unreferenced file(s), {size:.1f} MiB")
+    if report["kept_young"]:
+        print(f"kept {report['kept_young']} unreferenced file(s) younger than {report['grace_minutes']:g} min "
+              "(their rows may still be committing; --grace changes the period)")
     if report["orphaned_files"] and not args.delete:
         print("run `neurofit gc --delete` to remove them")
     return 0

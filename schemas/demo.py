@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from neurofit.datasets.info import DataInfo
+
 from .activation import activate
 from .config import Dataset, Model, Trainer
 from .performance import Performance
@@ -56,7 +58,7 @@ def run_demo(prefix: str | None = None, out=print) -> dict:
     populate(display_progress=True)
     trained = len(TrainedModel & keys) - before
     results = results_table(keys)
-    ceiling = (TrainedModel & keys[0]).fetch1("data_info")["extra"].get("ceiling", {})
+    ceiling = DataInfo.from_dict((TrainedModel & keys[0]).fetch1("data_info")).ceiling
     seconds = time.perf_counter() - started
     import pandas as pd
 

@@ -6,6 +6,7 @@ import numpy as np
 
 import datajoint as dj
 
+from neurofit.datasets.info import DataInfo
 from neurofit.pipelines import hashing, performance, training
 
 from ._schema import schema
@@ -98,8 +99,6 @@ class Performance(dj.Computed):
         ]
 
     def make_compute(self, key, dataset_config, model_config, weights_sha256):
-        from neurofit.datasets.info import DataInfo
-
         device = training.default_device()
         data = training.build_data(key["dataset_fn"], hashing.decode_config(dataset_config), key["seed"])
         model = training.load_trained(
@@ -197,8 +196,9 @@ class Performance(dj.Computed):
                                           "session": [row["session"]] * n, "neuron": np.arange(n)}
             ident = tuple(key.values())
             if ident not in infos:
-                infos[ident] = (TrainedModel & key).fetch1("data_info")
-            unit_ids = infos[ident].get("extra", {}).get("neurons", {}).get(row["session"], {}).get("unit_id")
+                # from_dict also reads rows of earlier releases (unit tables under extra["neurons"]).
+                infos[ident] = DataInfo.from_dict((TrainedModel & key).fetch1("data_info"))
+            unit_ids = infos[ident].units.get(row["session"], {}).get("unit_id")
             if unit_ids is not None and len(unit_ids) == n:
                 columns["unit_id"] = list(unit_ids)
             for name in _SESSION_ARRAYS:

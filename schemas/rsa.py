@@ -14,6 +14,7 @@ from neurofit.pipelines import training
 
 from ._schema import schema
 from .probing import Activations, StimulusSet
+from .storage import read_stored
 
 
 @schema
@@ -25,10 +26,7 @@ class RDMMethod(dj.Lookup):
     ---
     description: varchar(255)
     """
-    contents = [
-        {"rdm_method": "correlation", "description": "1 - Pearson r between the two activation patterns"},
-        {"rdm_method": "euclidean", "description": "squared euclidean distance divided by the number of units"},
-    ]
+    contents = [{"rdm_method": name, "description": text} for name, text in rdm_functions.METHOD_DESCRIPTIONS.items()]
 
 
 @schema
@@ -43,12 +41,19 @@ class RDM(dj.Computed):
     rdm: <npy@neurofit>                    # (n_stimuli * (n_stimuli - 1) / 2,) float64, condensed upper triangle
     """
 
+    @property
+    def key_source(self):
+        # Activations are one pattern per stimulus: methods that need noise estimates or folds
+        # (rdm_functions.METHOD_REQUIREMENTS) would only fail, so they get no job.
+        runnable = [{"rdm_method": m} for m in rdm_functions.METHODS if m not in rdm_functions.METHOD_REQUIREMENTS]
+        return Activations.Layer.proj() * (RDMMethod & runnable).proj()
+
     def make_fetch(self, key):
         return [(Activations.Layer & key).fetch1("n_units")]
 
     def make_compute(self, key, n_units):
         # The array is read here, outside the transaction and outside DataJoint's fetch hashing.
-        activations = (Activations.Layer & key).fetch1("activations").load()
+        activations = read_stored((Activations.Layer & key).fetch1("activations"))
         device = training.default_device()
         return [rdm_functions.rdm(np.asarray(activations, dtype=np.float64), method=key["rdm_method"],
                                   device=device if device.startswith("cuda") else None)]
@@ -137,12 +142,7 @@ class ComparisonMethod(dj.Lookup):
     """
     contents = [
         {"comparison_method": name, "description": text}
-        for name, text in [
-            ("spearman", "Spearman rank correlation (tie-aware)"),
-            ("pearson", "Pearson correlation"),
-            ("kendall-tau-a", "Kendall's tau-a, recommended when model RDMs have ties (Nili et al. 2014)"),
-            ("whitened-cosine", "cosine after whitening (Diedrichsen et al. 2021)"),
-        ]
+        for name, text in rdm_comparison.COMPARISON_DESCRIPTIONS.items()
     ]
 
 
@@ -167,7 +167,7 @@ class ReferenceNoiseCeiling(dj.Computed):
 
     def make_compute(self, key, n_subjects):
         # to_dicts keeps the lazy references; to_arrays would stack them through __array__.
-        subjects = np.stack([row["rdm"].load() for row in (ReferenceRDM.Subject & key).to_dicts()])
+        subjects = np.stack([read_stored(row["rdm"]) for row in (ReferenceRDM.Subject & key).to_dicts()])
         lower, upper = rdm_comparison.noise_ceiling(subjects, method=key["comparison_method"])
         return [float(lower), float(upper)]
 
@@ -199,9 +199,9 @@ class RDMComparison(dj.Computed):
 
     def make_compute(self, key, n_stimuli):
         method = key["comparison_method"]
-        model_rdm = (RDM & key).fetch1("rdm").load()
-        to_mean = float(rdm_comparison.compare_rdms(model_rdm, (ReferenceRDM & key).fetch1("rdm").load(), method=method)[0, 0])
-        subjects = [row["rdm"].load() for row in (ReferenceRDM.Subject & key).to_dicts()]
+        model_rdm = read_stored((RDM & key).fetch1("rdm"))
+        to_mean = float(rdm_comparison.compare_rdms(model_rdm, read_stored((ReferenceRDM & key).fetch1("rdm")), method=method)[0, 0])
+        subjects = [read_stored(row["rdm"]) for row in (ReferenceRDM.Subject & key).to_dicts()]
         if not subjects:
             return [to_mean, None, to_mean]
         # Per subject, then averaged: the quantity the noise ceiling bounds (Nili et al. 2014).

@@ -13,6 +13,7 @@ from neurofit.pipelines.analysis import cka as cka_functions
 
 from ._schema import schema
 from .probing import Activations
+from .storage import read_stored
 
 _MODEL_KEY = ("dataset_fn", "dataset_hash", "model_fn", "model_hash", "trainer_fn", "trainer_hash", "seed")
 _RENAMED = ", ".join(f"{name}_b='{name}'" for name in _MODEL_KEY)
@@ -27,11 +28,7 @@ class CKAMethod(dj.Lookup):
     ---
     description: varchar(255)
     """
-    contents = [
-        {"cka_method": "linear", "description": "linear CKA"},
-        {"cka_method": "rbf", "description": "RBF-kernel CKA, bandwidth 0.5 x median distance"},
-        {"cka_method": "debiased", "description": "debiased linear CKA (U-statistic HSIC)"},
-    ]
+    contents = [{"cka_method": name, "description": text} for name, text in cka_functions.METHOD_DESCRIPTIONS.items()]
 
 
 @schema
@@ -88,9 +85,9 @@ class CKA(dj.Computed):
         return [self._layers(key, "")[0], self._layers(key, "_b")[0]]
 
     def make_compute(self, key, names_a, names_b):
-        layers_a = [np.asarray(r.load(), dtype=np.float64) for r in self._layers(key, "")[1]]
+        layers_a = [np.asarray(read_stored(r), dtype=np.float64) for r in self._layers(key, "")[1]]
         same = all(key[k] == key[k + "_b"] for k in _MODEL_KEY)
-        layers_b = None if same else [np.asarray(r.load(), dtype=np.float64) for r in self._layers(key, "_b")[1]]
+        layers_b = None if same else [np.asarray(read_stored(r), dtype=np.float64) for r in self._layers(key, "_b")[1]]
         device = training.default_device()
         return [cka_functions.cka_matrix(layers_a, layers_b, method=key["cka_method"],
                                          device=device if device.startswith("cuda") else None)]

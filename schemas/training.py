@@ -11,6 +11,7 @@ from neurofit.pipelines import hashing, training
 
 from ._schema import schema
 from .config import Dataset, Model, Seed, Trainer
+from .storage import read_stored
 
 
 def _as_keys(table, items, name: str) -> list[dict[str, Any]]:
@@ -140,6 +141,11 @@ class TrainedModel(dj.Computed):
         ]
 
     def make_insert(self, key, outcome: training.TrainingOutcome):
+        from .artefacts import DatasetArtefact
+
+        # Once per dataset, in this transaction: a conflicting artefact fails the job before
+        # anything of it is written.
+        DatasetArtefact.store(key, outcome.artefacts)
         prov = outcome.provenance
         self.insert1(
             {
@@ -180,7 +186,7 @@ class TrainedModel(dj.Computed):
 
         row = self & (key or {})
         ref, expected = row.fetch1("weights", "weights_sha256")
-        data = ref.read()
+        data = read_stored(ref)  # refuses a path that leaves the store before opening anything
         if checksum(data) != expected:
             raise OSError(
                 f"stored weights {ref} do not match their checksum: the file was changed or "

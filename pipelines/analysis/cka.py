@@ -60,6 +60,7 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "METHODS",
+    "METHOD_DESCRIPTIONS",
     "linear_cka",
     "rbf_cka",
     "debiased_linear_cka",
@@ -67,8 +68,14 @@ __all__ = [
     "cka_matrix",
 ]
 
-#: Method names understood by :func:`cka` and :func:`cka_matrix`.
-METHODS = ("linear", "rbf", "debiased")
+#: Every method understood by :func:`cka` and :func:`cka_matrix`, with its one-line definition:
+#: the one list the ``CKAMethod`` lookup table is generated from.
+METHOD_DESCRIPTIONS = {
+    "linear": "linear CKA",
+    "rbf": "RBF-kernel CKA, bandwidth 0.5 x median distance",
+    "debiased": "debiased linear CKA (U-statistic HSIC)",
+}
+METHODS = tuple(METHOD_DESCRIPTIONS)
 
 
 # ----------------------------------------------------------------------------------------

@@ -40,10 +40,19 @@ import numpy as np
 from ._validation import numeric
 from numpy.typing import ArrayLike
 
-__all__ = ["METHODS", "square", "condensed", "n_from_pairs", "rdm"]
+__all__ = ["METHODS", "METHOD_DESCRIPTIONS", "METHOD_REQUIREMENTS", "square", "condensed", "n_from_pairs", "rdm"]
 
-#: Dissimilarity measures understood by :func:`rdm`.
-METHODS = ("euclidean", "correlation", "mahalanobis", "crossnobis")
+#: Every dissimilarity measure understood by :func:`rdm`, with its one-line definition: the one
+#: list the ``RDMMethod`` lookup table is generated from.
+METHOD_DESCRIPTIONS = {
+    "euclidean": "squared euclidean distance divided by the number of units",
+    "correlation": "1 - Pearson r between the two activation patterns",
+    "mahalanobis": "squared Mahalanobis distance per unit under a noise precision",
+    "crossnobis": "cross-validated Mahalanobis distance over folds (Walther et al. 2016)",
+}
+METHODS = tuple(METHOD_DESCRIPTIONS)
+#: Inputs a method needs besides one pattern per stimulus (see :func:`rdm`).
+METHOD_REQUIREMENTS = {"mahalanobis": ("noise_precision",), "crossnobis": ("conditions", "folds")}
 
 
 # ----------------------------------------------------------------------------------------

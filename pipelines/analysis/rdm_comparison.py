@@ -59,18 +59,20 @@ from scipy import stats
 
 from .rdm import n_from_pairs
 
-__all__ = ["COMPARISON_METHODS", "compare_rdms", "noise_ceiling"]
+__all__ = ["COMPARISON_METHODS", "COMPARISON_DESCRIPTIONS", "compare_rdms", "noise_ceiling"]
 
-#: Comparison methods understood by :func:`compare_rdms` and :func:`noise_ceiling`.
-COMPARISON_METHODS = (
-    "cosine",
-    "pearson",
-    "spearman",
-    "rho-a",
-    "kendall-tau-a",
-    "whitened-cosine",
-    "whitened-pearson",
-)
+#: Every comparison method understood by :func:`compare_rdms` and :func:`noise_ceiling`, with its
+#: one-line definition: the one list the ``ComparisonMethod`` lookup table is generated from.
+COMPARISON_DESCRIPTIONS = {
+    "cosine": "cosine similarity of the two RDM vectors",
+    "pearson": "Pearson correlation",
+    "spearman": "Spearman rank correlation (tie-aware)",
+    "rho-a": "Spearman's rho-a, without the tie correction",
+    "kendall-tau-a": "Kendall's tau-a, recommended when model RDMs have ties (Nili et al. 2014)",
+    "whitened-cosine": "cosine after whitening (Diedrichsen et al. 2021)",
+    "whitened-pearson": "Pearson correlation after whitening (Diedrichsen et al. 2021)",
+}
+COMPARISON_METHODS = tuple(COMPARISON_DESCRIPTIONS)
 
 # rsatoolbox's names, accepted as aliases
 _ALIASES = {

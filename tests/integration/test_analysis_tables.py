@@ -80,7 +80,9 @@ def test_comparison_to_a_reference_with_a_noise_ceiling(db, probed):
         schemas.ReferenceRDM.add("bad", "test_gratings", rdm=np.zeros(10))
     schemas.populate(["ReferenceNoiseCeiling", "RDMComparison"], display_progress=False, suppress_errors=False)
     comparisons = (schemas.RDMComparison & {"reference_rdm": "test_brain"}).to_pandas().reset_index()
-    assert len(comparisons) == 12 * 4  # RDMs x comparison methods
+    from neurofit.pipelines.analysis.rdm_comparison import COMPARISON_METHODS
+
+    assert len(comparisons) == 12 * len(COMPARISON_METHODS)  # RDMs x comparison methods
     spearman = comparisons[(comparisons.comparison_method == "spearman") & (comparisons.rdm_method == "correlation")]
     best = spearman.loc[spearman.similarity.idxmax()]
     assert best.layer == "output" and best.seed == probed["keys"][0]["seed"]
@@ -129,15 +131,15 @@ def test_deleting_a_model_removes_its_results_and_gc_their_files(db, probed):
 
     key = probed["trained"][1]
     assert schemas.RDM & key
-    schemas.collect_garbage(dry_run=False)  # start clean: earlier tests may have left orphans
+    schemas.collect_garbage(dry_run=False, grace=0)  # start clean: earlier tests may have left orphans
     (schemas.TrainedModel & key).delete(prompt=False)
     for table in (schemas.Performance, schemas.Activations, schemas.RDM, schemas.RDMComparison, schemas.Tuning):
         assert not (table & key), table.__name__
     assert not (schemas.CKA & {f"{k}_b": v for k, v in key.items()})
-    report = schemas.collect_garbage(dry_run=True)
+    report = schemas.collect_garbage(dry_run=True, grace=0)  # no worker runs: no grace period needed
     assert report["orphaned_files"] >= 1 + 3 + 6  # weights, 3 layers of activations, 6 RDMs
-    deleted = schemas.collect_garbage(dry_run=False)
+    deleted = schemas.collect_garbage(dry_run=False, grace=0)
     assert deleted["orphaned_files"] == report["orphaned_files"]
-    assert schemas.collect_garbage(dry_run=True)["orphaned_files"] == 0
+    assert schemas.collect_garbage(dry_run=True, grace=0)["orphaned_files"] == 0
     # What remains still loads.
     assert (schemas.RDM & probed["keys"][0]).to_dicts()[0]["rdm"].load().size > 0

@@ -80,7 +80,8 @@ def test_video_models_train_and_are_scored_per_condition(trained):
         assert row["n_trials"] == 4  # half of the 2 clips x 4 repeats
         assert row["mean_prediction"].shape == (5,) and np.all(row["mean_prediction"] > 0)
     info = (schemas.TrainedModel & keys[0]).fetch1("data_info")
-    assert info["extra"]["modality"] == "video" and info["extra"]["fingerprint"]
+    assert info["modality"] == "video" and info["fingerprint"] and info["burn_in"] == LOADER["burn_in"]
+    assert info["extra"] == {}
 
 
 def test_tidy_frame_has_one_row_per_model_seed_session_neuron(trained, converted):

@@ -128,8 +128,8 @@ def test_three_workers_one_killed_every_key_completes_exactly_once(db, tmp_path)
     assert not (schemas.TrainedModel.jobs.reserved & keys) and not (schemas.TrainedModel.jobs.errors & keys)
     assert not (schemas.Checkpoint & keys)
     assert (schemas.Worker & {"pid": victim.pid}).fetch1("status") == "dead"
-    schemas.collect_garbage(dry_run=False)
-    assert schemas.collect_garbage(dry_run=True)["orphaned_files"] == 0
+    schemas.collect_garbage(dry_run=False, grace=0)  # the workers have stopped
+    assert schemas.collect_garbage(dry_run=True, grace=0)["orphaned_files"] == 0
     assert all(len(schemas.TrainedModel().fetch_weights(k)) > 0 for k in keys[:3])
 
 

@@ -26,9 +26,10 @@ def fitted():
 
 def test_test_correlation_approaches_the_ground_truth_ceiling(fitted):
     data, result, scores = fitted
-    ceiling = data.info.extra["ceiling"]
+    per_neuron = data.artefacts["ceiling_per_neuron"]
     r = np.concatenate([s["single_trial_correlation"] for s in scores.values()])
-    truth = np.concatenate([ceiling["by_session"][s] for s in scores])
+    truth = np.concatenate([per_neuron[s] for s in scores])
+    assert data.info.ceiling["single_trial_correlation"] == pytest.approx(truth.mean())
     # The true rates score `ceiling` on the same frames; a fitted model gets most of the way.
     assert r.mean() > 0.75 * truth.mean(), (r.mean(), truth.mean())
     assert r.mean() < truth.mean() + 0.02  # nothing beats the generating rates by more than noise
@@ -37,7 +38,7 @@ def test_test_correlation_approaches_the_ground_truth_ceiling(fitted):
 
 def test_fitted_model_recovers_which_neurons_the_laser_modulates(fitted):
     data, _, scores = fitted
-    truth = data.info.extra["ground_truth"]["sessions"]
+    truth = data.artefacts["ground_truth"]["sessions"]
     for session, session_scores in scores.items():
         conditions = session_scores["conditions"]
         assert set(conditions) == {"control", "optogenetic"}

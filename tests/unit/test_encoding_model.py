@@ -14,8 +14,7 @@ SMALL = dict(hidden_channels=4, layers=2, input_kernel=5, hidden_kernel=3)
 
 
 def _info(mean_response=None) -> DataInfo:
-    extra = {} if mean_response is None else {"mean_response": mean_response}
-    return DataInfo(input_shape=(1, 12, 14), n_neurons={"a": 5, "b": 3}, extra=extra)
+    return DataInfo(input_shape=(1, 12, 14), n_neurons={"a": 5, "b": 3}, mean_response=mean_response or {})
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

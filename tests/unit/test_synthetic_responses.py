@@ -118,7 +118,7 @@ def test_sessions_have_different_neurons_and_extra_sessions_change_nothing(sessi
 
 
 def test_ceiling_is_the_perfect_models_score(bundle, sessions):
-    ceiling = bundle.info.extra["ceiling"]
+    ceiling = bundle.info.ceiling
     single, average = [], []
     for session in sessions.values():
         test = session.tiers["test"]
@@ -127,7 +127,7 @@ def test_ceiling_is_the_perfect_models_score(bundle, sessions):
     assert ceiling["single_trial_correlation"] == pytest.approx(np.mean(np.concatenate(single)))
     assert ceiling["correlation_to_average"] == pytest.approx(np.mean(np.concatenate(average)))
     assert 0 < ceiling["single_trial_correlation"] < ceiling["correlation_to_average"] < 1
-    by_session = bundle.info.extra["ceiling_by_session"]
+    by_session = bundle.artefacts["ceiling_by_session"]
     assert by_session["session_1"]["single_trial_correlation"] == pytest.approx(single[1].mean())
 
 
@@ -172,7 +172,7 @@ def test_info(bundle, sessions):
     info = bundle.info
     assert info.input_shape == (1, 16, 16)
     assert info.n_neurons == {"session_0": 12, "session_1": 12}
-    means = info.extra["mean_response"]["session_0"]
+    means = info.mean_response["session_0"]
     assert np.allclose(means, sessions["session_0"].tiers["train"].counts.mean(axis=0))
     # DataInfo is stored as JSON with every trained model.
     assert DataInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info

@@ -83,7 +83,7 @@ def test_short_training_recovers_the_ground_truth(data, truth, trained):
     assert abs(before) < 0.2
     assert after > 0.6
     # Against noisy single trials the model cannot beat the perfect model's ceiling.
-    assert 0.3 < result.score < data.info.extra["ceiling"]["single_trial_correlation"] + 0.05
+    assert 0.3 < result.score < data.info.ceiling["single_trial_correlation"] + 0.05
 
 
 def test_history_rows_and_callback(trained):

@@ -1,4 +1,4 @@
-"""train_poisson checkpoints: interrupted runs resume bit-identically (no database, CPU, ~10 s)."""
+"""train_poisson on the shared loop: its checkpoint envelope, resumed bit-identically (no database, CPU, ~10 s)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from neurofit.datasets.synthetic_responses import build_synthetic_responses
 from neurofit.models.encoding import build_gaussian_cnn
 from neurofit.pipelines.trainers import train_poisson
-from neurofit.pipelines.trainers.poisson import CHECKPOINT_FORMAT
+from neurofit.pipelines.loop import CHECKPOINT_FORMAT
 from neurofit.pipelines.training import Preempted, TrainingContext
 
 DATA = dict(
@@ -99,7 +99,7 @@ def test_interrupted_run_resumes_bit_identically(data, uninterrupted, k, decays)
         )
     assert [r["epoch"] for r in rows_before] == list(range(1, k + 1))
     saved = checkpointer.load()
-    assert (saved["epoch"], saved["finished"], saved["decays"]) == (k, False, decays)
+    assert (saved["epoch"], saved["finished"], saved["stopping"]["decays"]) == (k, False, decays)
     # The decayed learning rate is in the checkpoint (k = 4, 5: after a decay and weight restore).
     assert [g["lr"] for g in saved["optimizer"]["param_groups"]] == [
         pytest.approx(LR * FACTOR**decays)
@@ -153,7 +153,7 @@ def test_stall_counter_survives_resumption(data, k):
                               stop_requested=lambda: len(rows) >= k)
     with pytest.raises(Preempted):
         train_poisson(_Linear(data.info.n_neurons), data, 0, context, **settings)
-    assert checkpointer.load()["stalled"] == 1
+    assert checkpointer.load()["stopping"]["stalled"] == 1
     rows = []
     result = train_poisson(_Linear(data.info.n_neurons), data, 0,
                            TrainingContext(on_epoch=rows.append, checkpoint=checkpointer),
@@ -253,8 +253,8 @@ def test_saved_state_does_not_alias_live_tensors(data):
     first = torch.load(io.BytesIO(checkpointer.blobs[0]), weights_only=True)
     # Epoch 2 changed the model and Adam's moments in place; epoch 1's state must not follow.
     raw = checkpointer.raw[0]
-    for key in ("model", "best_state"):
-        assert all(torch.equal(raw[key][k], first[key][k]) for k in first[key])
+    for live, saved in ((raw["model"], first["model"]), (raw["stopping"]["best_state"], first["stopping"]["best_state"])):
+        assert all(torch.equal(live[k], saved[k]) for k in saved)
     for index, moments in first["optimizer"]["state"].items():
         for name, value in moments.items():
             assert torch.equal(raw["optimizer"]["state"][index][name], value)

@@ -25,11 +25,13 @@ IDS = ["factorized_3d", "conv_gru"]
 MODES = ("gain", "channels", "none")
 
 
-def _info(*, has_optogenetic=True, n_behavior=K, mean_response=None, **extra) -> DataInfo:
-    extra = {"modality": "video", "n_behavior": n_behavior, "has_optogenetic": has_optogenetic, **extra}
-    if mean_response is not None:
-        extra["mean_response"] = mean_response
-    return DataInfo(input_shape=(C, H, W), n_neurons=dict(N), extra=extra)
+def _info(*, has_optogenetic=True, n_behavior=K, mean_response=None, modality="video") -> DataInfo:
+    return DataInfo(
+        input_shape=(C, H, W), n_neurons=dict(N), modality=modality,
+        behavior_names=tuple(f"behavior_{i}" for i in range(n_behavior)),
+        has_optogenetic=has_optogenetic, conditions=("control", "optogenetic"),
+        mean_response=mean_response or {},
+    )
 
 
 def _build(builder, info=None, seed=0, **kwargs):
@@ -379,14 +381,15 @@ def test_bad_hyperparameters_are_named(builder, kwargs, match):
 def test_bad_seed_and_data_info_are_named(builder):
     with pytest.raises(ValueError, match="seed"):
         _build(builder, seed=1.0)
-    with pytest.raises(ValueError, match="modality"):
+    with pytest.raises(ValueError, match="modality 'image'"):
         _build(builder, _info(modality="image"))
-    with pytest.raises(ValueError, match="n_behavior"):
-        _build(builder, _info(n_behavior=-1))
+    with pytest.raises(ValueError, match="neural responses"):
+        _build(builder, DataInfo(input_shape=(C, H, W), n_neurons={"a": 0}, modality="video",
+                                 provides=("labels",), n_classes=3))
     with pytest.raises(ValueError, match="mean_response"):
         _build(builder, _info(mean_response={"a": [1.0, 2.0]}))
-    with pytest.raises(ValueError, match="input_shape"):
-        builder(DataInfo(input_shape=(H, W), n_neurons=dict(N), extra={"modality": "video"}), 0)
+    with pytest.raises(ValueError, match="input_shape is one frame"):
+        builder(DataInfo(input_shape=(C, T, H, W), n_neurons=dict(N), modality="video"), 0)
 
 
 def test_forward_errors_name_the_problem():
