@@ -9,6 +9,8 @@ import time
 
 from _common import isolated_prefix
 
+from neurofit.pipelines.training import RunContext
+
 DATA = {}  # the demo's dataset: ~1 s per epoch on 2 cores
 MODEL = {"hidden_channels": 8, "layers": 2}
 TRAINER = {"max_epochs": 10, "patience": 100}  # fixed epoch count (~10 s): both paths do identical work
@@ -31,7 +33,7 @@ def main() -> None:
     def run_direct(key):
         training.train("neurofit.synthetic_responses", schemas.Dataset.config(key),
                        "neurofit.gaussian_cnn", schemas.Model.config(key),
-                       "neurofit.poisson", schemas.Trainer.config(key), key["seed"], device="cpu")
+                       "neurofit.poisson", schemas.Trainer.config(key), key["seed"], RunContext())
 
     run_direct(keys[0])  # warm-up: imports and first-call allocations count for neither side
     direct, managed = [], []

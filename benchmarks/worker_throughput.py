@@ -19,6 +19,8 @@ import time
 
 from _common import isolated_prefix
 
+from neurofit.pipelines.training import RunContext
+
 LONG = ({}, {"hidden_channels": 8, "layers": 2}, {"max_epochs": 17, "patience": 100})  # ~10 s on 2 cores
 SHORT = ({"n_train_images": 300}, {"hidden_channels": 8, "layers": 2}, {"max_epochs": 4, "patience": 100})
 
@@ -61,7 +63,7 @@ def main() -> None:
     def direct(key):
         training.train("neurofit.synthetic_responses", schemas.Dataset.config(key), "neurofit.gaussian_cnn",
                        schemas.Model.config(key), "neurofit.poisson", schemas.Trainer.config(key), key["seed"],
-                       device="cpu")
+                       RunContext())
 
     direct(keys[0])  # warm-up
     # Paired and alternating, so drifts in machine load hit both sides; each worker run pays its

@@ -23,8 +23,8 @@ class Checkpointer(Protocol):
 
     ``save`` replaces the previous checkpoint atomically; ``load`` returns the last saved state
     or None. A checkpointer may also have ``discard(reason)``: the training loop calls it with a
-    checkpoint it cannot resume, and then starts from scratch instead of failing. States are dicts of tensors and plain Python values (loadable with
-    ``torch.load(weights_only=True)``).
+    checkpoint it cannot resume, and then starts from scratch instead of failing. States are dicts
+    of tensors and plain Python values (loadable with ``torch.load(weights_only=True)``).
     """
 
     def save(self, state: dict[str, Any]) -> None: ...
@@ -142,6 +142,7 @@ class TrainingOutcome:
         duration: wall time of the whole run in seconds (data, model and training).
         artefacts: ``{name: EncodedArtefact}`` of the dataset's ``DataBundle.artefacts``
             (`neurofit.datasets.artefacts`), stored once per dataset, not in ``data_info``.
+        n_parameters: trainable parameters of the model.
     """
 
     score: float
@@ -152,6 +153,7 @@ class TrainingOutcome:
     provenance: dict[str, str]
     duration: float
     artefacts: dict[str, Any] = field(default_factory=dict)
+    n_parameters: int = 0
 
 
 def build_data(dataset_fn: str, dataset_config: dict[str, Any], seed: int):
@@ -198,19 +200,17 @@ def train(
     trainer_fn: str,
     trainer_config: dict[str, Any],
     seed: int,
+    context: RunContext | None = None,
     *,
-    device: str | None = None,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
-    checkpoint: Checkpointer | None = None,
-    stop_requested: Callable[[], bool] | None = None,
     run_name: str | None = None,
 ) -> TrainingOutcome:
     """Build the data and the model, train, and serialise the result. Pure: no database.
 
     Every builder gets the same ``seed``, and the global RNGs are re-seeded before each, so a
-    run is reproducible on the CPU whatever ran before it in the process. Each epoch's history
-    row also goes to wandb when ``$NEUROFIT_WANDB`` enables it (`neurofit.pipelines.tracking`),
-    under ``run_name`` (default: builder names and seed).
+    run is reproducible on the CPU whatever ran before it in the process. The trainer receives
+    ``context`` (default: `default_device`, no checkpoints) with its ``on_epoch`` extended so
+    that each epoch's history row also goes to wandb when ``$NEUROFIT_WANDB`` enables it
+    (`neurofit.pipelines.tracking`), under ``run_name`` (default: builder names and seed).
     """
     import time
 
@@ -221,7 +221,9 @@ def train(
     from .weights import checksum, state_dict_to_bytes
 
     started = time.perf_counter()
-    device = device or default_device()
+    context = context or RunContext(device=default_device())
+    context.apply_threads()
+    device = context.device
     trainer = resolve("trainer", trainer_fn)
     trainer_config = trainer.complete_config(trainer_config)
     data = build_data(dataset_fn, dataset_config, seed)
@@ -235,13 +237,11 @@ def train(
         set_seed(seed)  # after wandb.init, which may draw from the global RNGs
 
         def report(row: dict[str, Any]) -> None:
-            if on_epoch is not None:
-                on_epoch(row)
+            context.report_epoch(row)
             if log_epoch is not None:
                 log_epoch(row)
 
-        context = RunContext(device=device, on_epoch=report, checkpoint=checkpoint, stop_requested=stop_requested)
-        result = trainer.function(model, data, seed, context, **trainer_config)
+        result = trainer.function(model, data, seed, context.replace(on_epoch=report), **trainer_config)
     if not isinstance(result, TrainResult):
         raise TypeError(
             f"trainer {trainer_fn!r} returned {type(result).__name__}; it must return a "
@@ -260,6 +260,7 @@ def train(
         provenance=provenance(device),
         duration=time.perf_counter() - started,
         artefacts={n: encode_artefact(n, v) for n, v in getattr(data, "artefacts", {}).items()},
+        n_parameters=sum(p.numel() for p in trained.parameters() if p.requires_grad),
     )
 
 

@@ -165,16 +165,16 @@ class DatabaseCheckpointer:
     verified checkpoint (another layout, other settings) calls `discard`, with the same result.
     """
 
-    def __init__(self, key: dict[str, Any], interval: float | None = None):
+    def __init__(self, key: dict[str, Any], interval: float | None = None, stop_requested=None):
         self.key = {k: key[k] for k in TrainingSelection.primary_key}
+        # A pending stop saves at once: the job is about to go back to the queue.
+        self.stop_requested = stop_requested or (lambda: False)
         self.interval = float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL)) if interval is None else interval
         self._last_save = time.monotonic()  # the job's start: the first save comes after one interval
         self._loaded: tuple[int, Any] | None = None  # (epoch, stored ref) of the last `load`
 
     def save(self, state: dict[str, Any]) -> None:
-        from . import _runtime
-
-        if time.monotonic() - self._last_save < self.interval and not _runtime.stop_requested():
+        if time.monotonic() - self._last_save < self.interval and not self.stop_requested():
             return
         self._last_save = time.monotonic()
         buffer = io.BytesIO()

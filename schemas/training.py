@@ -93,6 +93,8 @@ class TrainedModel(dj.Computed):
     weights_bytes: int64              # size of the stored weights (bytes)
     data_info: json                   # DataInfo.to_dict(): shapes and units of the data
     n_epochs: int32                   # epochs trained
+    n_parameters = null: int64        # trainable parameters of the model (null: trained before neurofit 0.2 recorded it)
+    provides = "responses": varchar(64)  # what the dataset provides (DataInfo.provides, comma-separated)
     duration: float64                 # wall time of data, model and training (s)
     device: varchar(32)               # torch device trained on
     host: varchar(255)                # machine trained on
@@ -126,14 +128,15 @@ class TrainedModel(dj.Computed):
         from . import _runtime
         from .checkpoints import DatabaseCheckpointer
 
+        context = _runtime.context()
+        checkpoint = DatabaseCheckpointer(key, stop_requested=context.stop_pending)
         return [
             training.train(
                 key["dataset_fn"], hashing.decode_config(dataset_config),
                 key["model_fn"], hashing.decode_config(model_config),
                 key["trainer_fn"], hashing.decode_config(trainer_config),
                 key["seed"],
-                checkpoint=DatabaseCheckpointer(key),
-                stop_requested=_runtime.stop_requested,
+                context.replace(checkpoint=checkpoint),
                 run_name=" ".join(
                     f"{key[f'{kind}_fn']}:{key[f'{kind}_hash'][:8]}" for kind in ("dataset", "model", "trainer")
                 ) + f" seed:{key['seed']}",
@@ -156,6 +159,8 @@ class TrainedModel(dj.Computed):
                 "weights_bytes": len(outcome.weights),
                 "data_info": outcome.data_info,
                 "n_epochs": len(outcome.history),
+                "n_parameters": outcome.n_parameters,
+                "provides": ",".join(outcome.data_info.get("provides", ["responses"])),
                 "duration": outcome.duration,
                 "device": prov["device"],
                 "host": prov["host"],
@@ -195,11 +200,18 @@ class TrainedModel(dj.Computed):
         return data
 
 
+def _runtime_device() -> str:
+    from . import _runtime
+
+    return _runtime.context().device
+
+
 def load_model(key: dict[str, Any], device: str | None = None):
     """Rebuild one trained model from the database, ready for inference.
 
     The model is built from its stored config and `DataInfo` (no dataloaders), weights are
-    loaded with ``weights_only=True`` and mapped to ``device`` (default: ``NEUROFIT_DEVICE``, else
+    loaded with ``weights_only=True`` and mapped to ``device`` (default: the worker's device, else
+    ``NEUROFIT_DEVICE``, else
     a GPU if present, else the CPU).
 
     Args:
@@ -225,5 +237,5 @@ def load_model(key: dict[str, Any], device: str | None = None):
         data_info,
         full_key["seed"],
         rows.fetch_weights(),
-        device=device or training.default_device(),
+        device=device or _runtime_device(),
     )

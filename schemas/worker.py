@@ -28,6 +28,7 @@ from typing import Any
 import datajoint as dj
 
 from neurofit.pipelines import hashing, registry
+from neurofit.pipelines.training import RunContext
 
 from . import _runtime, heartbeat
 from ._schema import schema
@@ -89,6 +90,22 @@ def choose_device(device: str | None) -> str:
         return "cpu"
     free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
     return f"cuda:{max(range(len(free)), key=free.__getitem__)}"
+
+
+def default_threads(dead_after: float = 60.0) -> int:
+    """This machine's cores divided by the workers alive on it (at least 1).
+
+    Each worker's torch otherwise starts one thread per core: two workers on 2 cores then run
+    4 threads, and a small GRU step was measured 3-30x slower than with 1 thread each.
+    """
+    import platform
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    connection = heartbeat.Worker.connection
+    now = connection.query(f"SELECT {heartbeat.server_now(connection)}").fetchone()[0]
+    alive = len(heartbeat.Worker & {"host": platform.node(), "status": "running"}
+                & f"last_beat > {float(now) - dead_after}")
+    return max(1, cores // max(alive, 1))
 
 
 def gpu_trainers() -> list[str]:
@@ -186,6 +203,7 @@ def run_worker(
     max_attempts: int = 3,
     reconnect_timeout: float = 600.0,
     progress: bool = True,
+    threads: int | None = None,
 ) -> WorkerSummary:
     """Compute pending jobs until none is left (``wait``: keep polling). Call `activate` first.
 
@@ -204,6 +222,8 @@ def run_worker(
         max_attempts: failures of one job before its error is left for a person.
         reconnect_timeout: give up after the database was unreachable this long.
         progress: print one line per job.
+        threads: torch CPU threads per job; default `default_threads` (this machine's cores
+            divided by the live workers on it), re-evaluated before every job.
 
     Returns:
         A `WorkerSummary`.
@@ -211,7 +231,9 @@ def run_worker(
     started = time.monotonic()
     selected = _tables(tables)
     device = choose_device(device)
-    os.environ["NEUROFIT_DEVICE"] = device
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None for the default), got {threads}")
+    context = RunContext(device=device, threads=threads, stop_requested=_runtime.stop_requested)
     if skip_gpu_trainers is None:
         skip_gpu_trainers = device == "cpu"
     summary = WorkerSummary(done=dict.fromkeys(selected, 0), failed=dict.fromkeys(selected, 0))
@@ -242,6 +264,7 @@ def run_worker(
     for job_table in jobs.values():
         job_table.refresh(*restrictions, delay=-1)
     beat = heartbeat.Heartbeat(device, heartbeat_interval).start()
+    _runtime.use(context)
     signals = _install_signal_handlers()
     last_refresh = time.monotonic()
     stale_queue = False  # a job finished since the last refresh: downstream jobs may be new
@@ -265,6 +288,9 @@ def run_worker(
                         continue
                     key = keys[0]
                     beat.set_job(_job_text(name, key))
+                    if threads is None:
+                        context.threads = default_threads(dead_after)
+                    context.apply_threads()
                     job_started = time.monotonic()
                     # _populate1 reserves atomically and runs the three-part make; calling it
                     # directly (not populate()) keeps DataJoint's SIGTERM handler, which turns
@@ -322,6 +348,7 @@ def run_worker(
         if _runtime.stop_requested():
             summary.preempted = True
         _restore_signal_handlers(signals)
+        _runtime.use(None)
         beat.stop("stopped")
         _runtime.stop_event.clear()
         summary.seconds = time.monotonic() - started

@@ -59,21 +59,22 @@ def interrupt(key, after=STOP_AFTER):
     """Trains ``key`` until a stop after epoch ``after``, as a SIGTERM would: a real checkpoint."""
     from neurofit import schemas
     from neurofit.pipelines import training
-    from neurofit.pipelines.training import Preempted
+    from neurofit.pipelines.training import Preempted, RunContext
     from neurofit.schemas.checkpoints import DatabaseCheckpointer
 
     checks = count(1)
     with pytest.raises(Preempted):
-        training.train(*configs(key), device="cpu", checkpoint=DatabaseCheckpointer(key, interval=0),
-                       stop_requested=lambda: next(checks) >= after)
+        training.train(*configs(key), RunContext(checkpoint=DatabaseCheckpointer(key, interval=0),
+                                                 stop_requested=lambda: next(checks) >= after))
     assert (schemas.Checkpoint & key).fetch1("epoch") == after
 
 
 def reference_weights(key):
     """The weights of an uninterrupted run without any checkpointer."""
     from neurofit.pipelines import training
+    from neurofit.pipelines.training import RunContext
 
-    return torch.load(io.BytesIO(training.train(*configs(key), device="cpu").weights), weights_only=True)
+    return torch.load(io.BytesIO(training.train(*configs(key), RunContext()).weights), weights_only=True)
 
 
 def stored_file(key) -> Path:
