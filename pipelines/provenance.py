@@ -10,7 +10,9 @@ from importlib import metadata
 from pathlib import Path
 
 
+@lru_cache(maxsize=None)
 def _version(package: str) -> str:
+    # Cached: reading package metadata takes about 1 ms, and every analysis row records four.
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -50,4 +52,28 @@ def provenance(device: str) -> dict[str, str]:
         "datajoint_version": _version("datajoint"),
         "host": socket.gethostname(),
         "device": device,
+    }
+
+
+#: The provenance fields of an analysis row, in the order `record` returns them. The database
+#: columns are these names with the table's prefix (`neurofit.schemas.provenance`).
+RECORD_FIELDS = ("duration", "neurofit_version", "provenance")
+
+
+def record(device: str, duration: float) -> dict[str, object]:
+    """The provenance of one computed analysis row: `RECORD_FIELDS` -> values.
+
+    Args:
+        device: the torch device the computation ran on ("cpu" for numpy-only work).
+        duration: wall time of the computation (s).
+
+    Returns:
+        ``duration`` (float, s), ``neurofit_version`` and ``provenance``: a dict with the git
+        commit, host, device and the python, torch, numpy and datajoint versions.
+    """
+    found = provenance(device)
+    return {
+        "duration": float(duration),
+        "neurofit_version": found.pop("neurofit_version"),
+        "provenance": found,
     }

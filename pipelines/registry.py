@@ -1,6 +1,6 @@
 """The registry of builder functions: the only way a name in the database becomes code.
 
-A dataset, model or trainer name stored in a config row resolves, in this order, to
+A dataset, model, trainer or analysis name stored in a config row resolves, in this order, to
 
 1. a function registered in this process with `register` (neurofit's own builders are
    registered by `neurofit.pipelines.builtins`),
@@ -9,7 +9,8 @@ A dataset, model or trainer name stored in a config row resolves, in this order,
        [project.entry-points."neurofit.models"]
        "mylab.cnn_v2" = "mylab.models:build_cnn_v2"
 
-   (groups ``neurofit.datasets``, ``neurofit.models``, ``neurofit.trainers``),
+   (groups ``neurofit.datasets``, ``neurofit.models``, ``neurofit.trainers``,
+   ``neurofit.analyses``),
 3. a dotted path ``"mylab.models.build_cnn_v2"``, but only when its module lies under a prefix
    the lab allowed with `allow_modules` or the environment variable
    ``NEUROFIT_ALLOWED_MODULES`` (comma-separated, e.g. ``"mylab,otherlab.models"``).
@@ -37,13 +38,17 @@ from typing import Any, Callable
 
 from . import config_types, hashing
 
-KINDS = ("dataset", "model", "trainer")
+KINDS = ("dataset", "model", "trainer", "analysis")
 LEADING_PARAMETERS = {
     "dataset": ("seed",),
     "model": ("data_info", "seed"),
     "trainer": ("model", "data", "seed", "context"),
+    # A measure over a trained model (eval mode, on context.device) and its data, returning a
+    # neurofit.pipelines.scoring.Measure (see neurofit.schemas.Score).
+    "analysis": ("model", "data", "seed", "context"),
 }
-ENTRY_POINT_GROUPS = {kind: f"neurofit.{kind}s" for kind in KINDS}
+ENTRY_POINT_GROUPS = {"dataset": "neurofit.datasets", "model": "neurofit.models",
+                      "trainer": "neurofit.trainers", "analysis": "neurofit.analyses"}
 ALLOWED_MODULES_ENV = "NEUROFIT_ALLOWED_MODULES"
 # 64 characters: two model keys must fit one MySQL index (3072 bytes in utf8mb4) in CKA pairs.
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
@@ -58,7 +63,7 @@ class Builder:
     """A resolved builder function.
 
     Attributes:
-        kind: "dataset", "model" or "trainer".
+        kind: "dataset", "model", "trainer" or "analysis".
         name: the name stored in the database.
         function: the callable.
         defaults: hyperparameter name -> default value (``inspect.Parameter.empty`` if required).
@@ -174,8 +179,13 @@ def _hyperparameters(kind: str, name: str, function: Callable[..., Any]) -> dict
     return defaults
 
 
+def valid_name(name: Any) -> bool:
+    """Whether ``name`` is a well-formed builder name (letters, digits, ``_ . -``, 1-64 long)."""
+    return isinstance(name, str) and bool(_NAME_PATTERN.match(name))
+
+
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+    if not valid_name(name):
         raise RegistryError(
             f"builder name {name!r} must be 1-64 characters of letters, digits, '_', '.', '-', "
             "starting with a letter or '_' (e.g. 'mylab.cnn_v2')"
@@ -183,7 +193,8 @@ def _check_name(name: str) -> None:
 
 
 def register(
-    kind: str, name: str | None = None, *, requires_gpu: bool = False
+    kind: str, name: str | None = None, *, requires_gpu: bool = False,
+    applies_to: tuple[str, ...] | list[str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator registering a builder under ``name`` (default: ``module.function``).
 
@@ -191,16 +202,27 @@ def register(
     same function again (a re-run notebook cell) is allowed.
 
     Args:
-        kind: "dataset", "model" or "trainer".
+        kind: "dataset", "model", "trainer" or "analysis".
         name: the name stored in the database.
         requires_gpu: the builder cannot run on a CPU; workers on CPU-only machines leave its
             jobs to GPU workers (see `requirements`).
+        applies_to: analyses only: what the data must provide (any of these names from
+            `neurofit.datasets.info.PROVIDES`, e.g. ``("labels",)``) for the analysis to apply
+            to a trained model; None: every trained model. Models whose data provide none of
+            them are never selected for it, so no job is made that can only fail.
 
     Examples:
         >>> @register("model", "mylab.tiny")   # doctest: +SKIP
         ... def build_tiny(data_info, seed, *, hidden=8): ...
+        >>> @register("analysis", "mylab.accuracy", applies_to=("labels",))   # doctest: +SKIP
+        ... def accuracy(model, data, seed, context, *, tier="test"): ...
     """
     _check_kind(kind)
+    needs = None
+    if applies_to is not None:
+        if kind != "analysis":
+            raise RegistryError(f"applies_to is for analyses; a {kind} applies to what it is given")
+        needs = check_applies_to(applies_to, f"analysis {name!r}")
 
     def decorate(function: Callable) -> Callable:
         key = name or f"{function.__module__}.{function.__qualname__}"
@@ -213,21 +235,56 @@ def register(
                 "choose another name"
             )
         _registry[kind][key] = function
-        if requires_gpu:
+        declared = {"requires_gpu": True} if requires_gpu else {}
+        if needs is not None:
+            declared["applies_to"] = needs
+        if declared:
             # On the function, so entry-point and dotted-path builders can declare it too.
-            function.neurofit_requirements = {"requires_gpu": True}
+            function.neurofit_requirements = declared
         return function
 
     return decorate
 
 
-def requirements(kind: str, name: str) -> dict[str, Any]:
-    """What a builder needs to run, e.g. ``{"requires_gpu": True}`` (empty if nothing special).
+def check_applies_to(applies_to: Any, what: str) -> tuple[str, ...]:
+    """``applies_to`` as a tuple of known `PROVIDES` names.
 
-    A function declares it through ``register(..., requires_gpu=True)`` or by carrying a
-    ``neurofit_requirements`` dict attribute.
+    Raises:
+        RegistryError: not a non-empty list of names from `neurofit.datasets.info.PROVIDES`.
     """
-    return dict(getattr(resolve(kind, name).function, "neurofit_requirements", {}) or {})
+    from neurofit.datasets.info import PROVIDES
+
+    names = (applies_to,) if isinstance(applies_to, str) else tuple(applies_to)
+    if not names or any(n not in PROVIDES for n in names):
+        raise RegistryError(
+            f"{what}: applies_to={applies_to!r} must list what the data provide, from "
+            f"{list(PROVIDES)}, e.g. ('labels',); or be None for every trained model"
+        )
+    return names
+
+
+def requirements(kind: str, name: str) -> dict[str, Any]:
+    """What a builder needs, e.g. ``{"requires_gpu": True}`` or ``{"applies_to": ("labels",)}``.
+
+    Empty if nothing special. A function declares it through ``register(..., requires_gpu=True,
+    applies_to=...)`` or by carrying a ``neurofit_requirements`` dict attribute.
+    """
+    return requirements_of(resolve(kind, name).function)
+
+
+def requirements_of(function: Callable[..., Any]) -> dict[str, Any]:
+    """What a (resolved or unregistered) builder function declares it needs; see `requirements`."""
+    return dict(getattr(function, "neurofit_requirements", {}) or {})
+
+
+def applies_to(name: str) -> tuple[str, ...] | None:
+    """What the data must provide (any of) for analysis ``name`` to apply; None: everything.
+
+    Raises:
+        RegistryError: the analysis cannot be resolved, or declares an unknown name.
+    """
+    declared = requirements("analysis", name).get("applies_to")
+    return None if declared is None else check_applies_to(declared, f"analysis {name!r}")
 
 
 def _identity(function: Callable) -> str:
@@ -315,6 +372,20 @@ def resolve(kind: str, name: str) -> Builder:
             f"an entry point in group {ENTRY_POINT_GROUPS[kind]!r}, or allow its module with "
             f"{ALLOWED_MODULES_ENV}=<module prefix> (allowed now: {allowed_modules()})."
         )
+    defaults = _hyperparameters(kind, name, function)
+    return Builder(kind, name, function, defaults, config_types.hyperparameter_types(function, defaults))
+
+
+def builder_for(kind: str, function: Callable[..., Any], name: str | None = None) -> Builder:
+    """A `Builder` for a function that is not registered (e.g. a lab table's own measure).
+
+    Its signature is checked as `register` checks it; nothing is registered.
+
+    Raises:
+        RegistryError: the function breaks the builder contract of ``kind``.
+    """
+    _check_kind(kind)
+    name = name or _identity(function)
     defaults = _hyperparameters(kind, name, function)
     return Builder(kind, name, function, defaults, config_types.hyperparameter_types(function, defaults))
 

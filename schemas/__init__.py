@@ -16,6 +16,8 @@ from .heartbeat import Worker
 from .performance import Performance
 from .populate import COMPUTED_TABLES, errors, populate, status
 from .probing import Activations, ProbeSelection, StimulusSet
+from .scoring import Analysis, Score, ScoreSelection, ScoreTable
+from .task_performance import TaskPerformance
 from .rsa import RDM, ComparisonMethod, RDMComparison, RDMMethod, ReferenceNoiseCeiling, ReferenceRDM, layer_comparisons
 from .similarity import CKA, CKAMethod, CKASelection
 from .storage import collect_garbage
@@ -50,6 +52,11 @@ __all__ = [
     "Dataset",
     "Model",
     "Performance",
+    "TaskPerformance",
+    "Analysis",
+    "Score",
+    "ScoreSelection",
+    "ScoreTable",
     "Seed",
     "TrainedModel",
     "Trainer",

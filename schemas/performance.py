@@ -7,10 +7,13 @@ import numpy as np
 import datajoint as dj
 
 from neurofit.datasets.info import DataInfo
-from neurofit.pipelines import hashing, performance, training
+from neurofit.pipelines import performance, training
 
+from . import provenance
 from ._schema import schema
+from .applicability import Applicable
 from .config import Dataset, Model
+from .scoring import load_trained_and_data
 from .training import TrainedModel
 
 
@@ -26,13 +29,17 @@ def _none_if_nan(value: float) -> float | None:
 
 
 @schema
-class Performance(dj.Computed):
+class Performance(Applicable, dj.Computed):
     """Test-set prediction performance of one trained model, averaged over all its neurons.
 
     Per-neuron arrays are in the `Performance.Session` part, one row per recording session.
+    Only models of data that provide neural responses get a row (``applies_to``); task models
+    are scored by `TaskPerformance`.
     """
 
-    definition = """
+    applies_to = ("responses",)
+
+    definition = f"""
     -> TrainedModel
     ---
     n_neurons: int32                         # neurons over all sessions
@@ -45,6 +52,7 @@ class Performance(dj.Computed):
     cc_norm = null: float64                  # mean CCnorm over neurons with signal power > 0 (Schoppe et al. 2016)
     cc_max = null: float64                   # mean CCmax over neurons with signal power > 0: the noise ceiling of CCabs
     n_signal_neurons: int32                  # neurons with signal power > 0 (those in cc_norm and cc_max)
+    {provenance.attributes("Performance")}
     """
 
     class Session(dj.Part):
@@ -98,17 +106,13 @@ class Performance(dj.Computed):
             (TrainedModel & key).fetch1("weights_sha256"),
         ]
 
+    @provenance.recorded()
     def make_compute(self, key, dataset_config, model_config, weights_sha256):
         device = training.default_device()
-        data = training.build_data(key["dataset_fn"], hashing.decode_config(dataset_config), key["seed"])
-        model = training.load_trained(
-            key["model_fn"], hashing.decode_config(model_config),
-            DataInfo.from_dict((TrainedModel & key).fetch1("data_info")),
-            key["seed"], (TrainedModel & key).fetch_weights(), device=device,
-        )
+        model, data = load_trained_and_data(key, dataset_config, model_config, device)
         return [performance.evaluate(model, data, device=device, tier="test")]
 
-    def make_insert(self, key, sessions):
+    def make_insert(self, key, sessions, record):
         def joined(name):
             return np.concatenate([scores[name] for scores in sessions.values()])
 
@@ -125,6 +129,7 @@ class Performance(dj.Computed):
                 "cc_norm": _none_if_nan(_nanmean(joined("cc_norm"))),
                 "cc_max": _none_if_nan(_nanmean(joined("cc_max"))),
                 "n_signal_neurons": int(np.isfinite(joined("cc_max")).sum()),
+                **record,
             }
         )
         self.Session.insert(

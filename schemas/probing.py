@@ -12,6 +12,7 @@ import datajoint as dj
 
 from neurofit.pipelines import extract, hashing, training
 
+from . import provenance
 from ._schema import schema
 from .config import Model
 from .storage import read_stored
@@ -286,12 +287,13 @@ class Activations(dj.Computed):
     padding and dilation (see `neurofit.pipelines.extract.describe_layers`).
     """
 
-    definition = """
+    definition = f"""
     -> ProbeSelection
     ---
     n_layers: int32                        # layers recorded
     layers: json                           # layer names in network order
     input_axes = "": varchar(255)          # comma-joined axis names of one stimulus as probed ('' in older rows)
+    {provenance.attributes("Activations")}
     """
 
     class Layer(dj.Part):
@@ -326,6 +328,7 @@ class Activations(dj.Computed):
             (ProbeSelection & key).fetch1("session"),
         ]
 
+    @provenance.recorded()
     def make_compute(self, key, model_config, weights_sha256, session):
         from neurofit.datasets.info import DataInfo
 
@@ -346,9 +349,9 @@ class Activations(dj.Computed):
         )
         return [layers, described]
 
-    def make_insert(self, key, layers, described):
+    def make_insert(self, key, layers, described, record):
         self.insert1({**key, "n_layers": len(layers), "layers": list(layers),
-                      "input_axes": ",".join(described.input_axes)})
+                      "input_axes": ",".join(described.input_axes), **record})
         rows = []
         for index, (name, values) in enumerate(layers.items()):
             layer = described[name]

@@ -12,6 +12,7 @@ from neurofit.pipelines.analysis import rdm as rdm_functions
 from neurofit.pipelines.analysis import rdm_comparison
 from neurofit.pipelines import training
 
+from . import provenance
 from ._schema import schema
 from .probing import Activations, StimulusSet
 from .storage import read_stored
@@ -33,12 +34,13 @@ class RDMMethod(dj.Lookup):
 class RDM(dj.Computed):
     """The representational dissimilarity matrix of one layer for one stimulus set."""
 
-    definition = """
+    definition = f"""
     -> Activations.Layer
     -> RDMMethod
     ---
     n_stimuli: int32
     rdm: <npy@neurofit>                    # (n_stimuli * (n_stimuli - 1) / 2,) float64, condensed upper triangle
+    {provenance.attributes("RDM")}
     """
 
     @property
@@ -51,6 +53,7 @@ class RDM(dj.Computed):
     def make_fetch(self, key):
         return [(Activations.Layer & key).fetch1("n_units")]
 
+    @provenance.recorded()
     def make_compute(self, key, n_units):
         # The array is read here, outside the transaction and outside DataJoint's fetch hashing.
         activations = read_stored((Activations.Layer & key).fetch1("activations"))
@@ -58,9 +61,9 @@ class RDM(dj.Computed):
         return [rdm_functions.rdm(np.asarray(activations, dtype=np.float64), method=key["rdm_method"],
                                   device=device if device.startswith("cuda") else None)]
 
-    def make_insert(self, key, values):
+    def make_insert(self, key, values, record):
         n_stimuli = int(round((1 + np.sqrt(1 + 8 * values.size)) / 2))
-        self.insert1({**key, "n_stimuli": n_stimuli, "rdm": values})
+        self.insert1({**key, "n_stimuli": n_stimuli, "rdm": values, **record})
 
 
 @schema
@@ -150,12 +153,13 @@ class ComparisonMethod(dj.Lookup):
 class ReferenceNoiseCeiling(dj.Computed):
     """Noise ceiling of one reference RDM under one comparison method (Nili et al. 2014)."""
 
-    definition = """
+    definition = f"""
     -> ReferenceRDM
     -> ComparisonMethod
     ---
     lower = null: float64                  # leave-one-subject-out: subject vs mean of the others
     upper = null: float64                  # subject vs mean of all subjects
+    {provenance.attributes("ReferenceNoiseCeiling")}
     """
 
     @property
@@ -165,21 +169,22 @@ class ReferenceNoiseCeiling(dj.Computed):
     def make_fetch(self, key):
         return [(ReferenceRDM & key).fetch1("n_subjects")]
 
+    @provenance.recorded(device="cpu")
     def make_compute(self, key, n_subjects):
         # to_dicts keeps the lazy references; to_arrays would stack them through __array__.
         subjects = np.stack([read_stored(row["rdm"]) for row in (ReferenceRDM.Subject & key).to_dicts()])
         lower, upper = rdm_comparison.noise_ceiling(subjects, method=key["comparison_method"])
         return [float(lower), float(upper)]
 
-    def make_insert(self, key, lower, upper):
-        self.insert1({**key, "lower": lower, "upper": upper})
+    def make_insert(self, key, lower, upper, record):
+        self.insert1({**key, "lower": lower, "upper": upper, **record})
 
 
 @schema
 class RDMComparison(dj.Computed):
     """Similarity of one layer's RDM to one reference RDM of the same stimulus set."""
 
-    definition = """
+    definition = f"""
     -> RDM
     -> ReferenceRDM
     -> ComparisonMethod
@@ -187,6 +192,7 @@ class RDMComparison(dj.Computed):
     similarity: float64                    # mean over subjects of the comparison with each subject's RDM (with the mean RDM if there are no subjects); comparable with the noise ceiling
     similarity_sem = null: float64         # standard error of that mean over subjects
     similarity_to_mean: float64            # comparison with the subject-averaged reference RDM
+    {provenance.attributes("RDMComparison")}
     """
 
     @property
@@ -197,6 +203,7 @@ class RDMComparison(dj.Computed):
     def make_fetch(self, key):
         return [(RDM & key).fetch1("n_stimuli")]
 
+    @provenance.recorded(device="cpu")
     def make_compute(self, key, n_stimuli):
         method = key["comparison_method"]
         model_rdm = read_stored((RDM & key).fetch1("rdm"))
@@ -209,8 +216,9 @@ class RDMComparison(dj.Computed):
         sem = float(per_subject.std(ddof=1) / np.sqrt(len(per_subject))) if len(per_subject) > 1 else None
         return [float(per_subject.mean()), sem, to_mean]
 
-    def make_insert(self, key, similarity, sem, to_mean):
-        self.insert1({**key, "similarity": similarity, "similarity_sem": sem, "similarity_to_mean": to_mean})
+    def make_insert(self, key, similarity, sem, to_mean, record):
+        self.insert1({**key, "similarity": similarity, "similarity_sem": sem, "similarity_to_mean": to_mean,
+                      **record})
 
 
 def layer_comparisons(restriction: Any = None):

@@ -11,6 +11,7 @@ import datajoint as dj
 from neurofit.pipelines import training
 from neurofit.pipelines.analysis import cka as cka_functions
 
+from . import provenance
 from ._schema import schema
 from .probing import Activations
 from .storage import read_stored
@@ -67,13 +68,14 @@ class CKASelection(dj.Manual):
 class CKA(dj.Computed):
     """Layer x layer CKA between the two models of a selected pair."""
 
-    definition = """
+    definition = f"""
     -> CKASelection
     -> CKAMethod
     ---
     layers_a: json                         # layer names of model A (rows)
     layers_b: json                         # layer names of model B (columns)
     cka: <blob>                            # (n_layers_a, n_layers_b) CKA values
+    {provenance.attributes("CKA")}
     """
 
     def _layers(self, key, suffix: str):
@@ -84,6 +86,7 @@ class CKA(dj.Computed):
     def make_fetch(self, key):
         return [self._layers(key, "")[0], self._layers(key, "_b")[0]]
 
+    @provenance.recorded()
     def make_compute(self, key, names_a, names_b):
         layers_a = [np.asarray(read_stored(r), dtype=np.float64) for r in self._layers(key, "")[1]]
         same = all(key[k] == key[k + "_b"] for k in _MODEL_KEY)
@@ -92,6 +95,7 @@ class CKA(dj.Computed):
         return [cka_functions.cka_matrix(layers_a, layers_b, method=key["cka_method"],
                                          device=device if device.startswith("cuda") else None)]
 
-    def make_insert(self, key, matrix):
+    def make_insert(self, key, matrix, record):
         names_a, names_b = self.make_fetch(key)
-        self.insert1({**key, "layers_a": names_a, "layers_b": names_b, "cka": np.asarray(matrix, dtype=np.float64)})
+        self.insert1({**key, "layers_a": names_a, "layers_b": names_b, "cka": np.asarray(matrix, dtype=np.float64),
+                      **record})

@@ -8,6 +8,7 @@ import datajoint as dj
 
 from neurofit.pipelines.analysis import tuning as tuning_functions
 
+from . import provenance
 from ._schema import schema
 from .probing import Activations, StimulusSet
 from .storage import read_stored
@@ -68,7 +69,7 @@ class Tuning(dj.Computed):
     without time centres apply only if the layer has as many steps as the features.
     """
 
-    definition = """
+    definition = f"""
     -> Activations.Layer
     ---
     model_names: json                      # feature models, e.g. velocity/direction, in column order
@@ -79,6 +80,7 @@ class Tuning(dj.Computed):
     tuned_threshold: float64               # R2 a unit needs to count as directionally tuned
     uniformity = null: float64             # total absolute deviation of the tuned units' preferred-direction histogram (18 bins)
     summary: json                          # mean and median test R2 per model, and the scalars above
+    {provenance.attributes("Tuning")}
     """
 
     @property
@@ -93,6 +95,7 @@ class Tuning(dj.Computed):
         layer = {name: layer[name] for name in ("unit_shape", "axes", "time_centres")}
         return [layer, (StimulusSet & key).fetch1("n_time")]
 
+    @provenance.recorded(device="cpu")
     def make_compute(self, key, layer, n_time):
         activations = np.asarray(read_stored((Activations.Layer & key).fetch1("activations")), dtype=np.float64)
         if n_time:
@@ -121,7 +124,7 @@ class Tuning(dj.Computed):
         direction_feature = next((f for f in ("velocity", "direction") if f in features), next(iter(features)))
         return [result, direction_feature]
 
-    def make_insert(self, key, result, direction_feature):
+    def make_insert(self, key, result, direction_feature, record):
         summary = tuning_functions.tuning_summary(result, feature=direction_feature, threshold=TUNED_THRESHOLD)
         preferred = tuning_functions.preferred_direction(result, feature=direction_feature)
 
@@ -140,4 +143,5 @@ class Tuning(dj.Computed):
             "uniformity": scalar("uniformity"),
             "summary": {k: (float(v) if isinstance(v, (int, float, np.floating)) and np.isfinite(v) else None)
                         for k, v in summary.items()},
+            **record,
         })
