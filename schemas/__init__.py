@@ -1,71 +1,57 @@
 """Everything that touches the database: tables, `activate`, populate helpers and the CLI.
 
-Importing this package declares the tables but connects to nothing; call `activate` first::
+Importing this package declares nothing and connects to nothing (names are loaded on first use,
+so ``neurofit`` commands start fast); call `activate` first::
 
     from neurofit import schemas
     schemas.activate()                      # embedded PostgreSQL unless a server is configured
     key = schemas.Model.add("neurofit.gaussian_cnn", {"hidden_channels": 16})
 """
 
-from ._schema import schema
-from .activation import activate, schema_name
-from .artefacts import ArtefactConflict, DatasetArtefact
-from .checkpoints import Checkpoint
-from .config import ConfigTable, Dataset, Model, Seed, Trainer
-from .heartbeat import Worker
-from .performance import Performance
-from .populate import COMPUTED_TABLES, errors, populate, status
-from .probing import Activations, ProbeSelection, StimulusSet
-from .scoring import Analysis, Score, ScoreSelection, ScoreTable
-from .task_performance import TaskPerformance
-from .rsa import RDM, ComparisonMethod, RDMComparison, RDMMethod, ReferenceNoiseCeiling, ReferenceRDM, layer_comparisons
-from .similarity import CKA, CKAMethod, CKASelection
-from .storage import collect_garbage
-from .training import TrainedModel, TrainingSelection, load_model
-from .tuning import Tuning
-from .worker import JobAttempt, run_worker
+from __future__ import annotations
 
-__all__ = [
-    "ArtefactConflict",
-    "DatasetArtefact",
-    "Checkpoint",
-    "JobAttempt",
-    "Worker",
-    "run_worker",
-    "CKA",
-    "CKAMethod",
-    "CKASelection",
-    "RDM",
-    "Activations",
-    "ComparisonMethod",
-    "ProbeSelection",
-    "RDMComparison",
-    "RDMMethod",
-    "ReferenceNoiseCeiling",
-    "ReferenceRDM",
-    "StimulusSet",
-    "Tuning",
-    "collect_garbage",
-    "layer_comparisons",
-    "COMPUTED_TABLES",
-    "ConfigTable",
-    "Dataset",
-    "Model",
-    "Performance",
-    "TaskPerformance",
-    "Analysis",
-    "Score",
-    "ScoreSelection",
-    "ScoreTable",
-    "Seed",
-    "TrainedModel",
-    "Trainer",
-    "TrainingSelection",
-    "activate",
-    "errors",
-    "load_model",
-    "populate",
-    "schema",
-    "schema_name",
-    "status",
-]
+import importlib
+import warnings
+from typing import Any
+
+# neurofit decides where the database is (schemas.connection); with no datajoint.json that is the
+# embedded server, so DataJoint's "No datajoint.json found" warning is noise here.
+warnings.filterwarnings("ignore", message="No datajoint.json found", category=UserWarning)
+
+#: Public name -> the module of this package that defines it.
+_EXPORTS = {
+    "schema": "_schema",
+    "activate": "activation", "repair": "activation", "schema_name": "activation",
+    "ArtefactConflict": "artefacts", "DatasetArtefact": "artefacts",
+    "Checkpoint": "checkpoints",
+    "ConfigTable": "config", "Dataset": "config", "Model": "config", "Seed": "config", "Trainer": "config",
+    "computed_tables": "extensions",
+    "Worker": "heartbeat",
+    "Performance": "performance",
+    "errors": "populating", "populate": "populating", "status": "populating",
+    "Activations": "probing", "ProbeSelection": "probing", "StimulusSet": "probing",
+    "RDM": "rsa", "ComparisonMethod": "rsa", "RDMComparison": "rsa", "RDMMethod": "rsa",
+    "ReferenceNoiseCeiling": "rsa", "ReferenceRDM": "rsa", "layer_comparisons": "rsa",
+    "Analysis": "scoring", "Score": "scoring", "ScoreSelection": "scoring", "ScoreTable": "scoring",
+    "CKA": "similarity", "CKAMethod": "similarity", "CKASelection": "similarity",
+    "collect_garbage": "storage",
+    "TaskPerformance": "task_performance",
+    "TrainedModel": "training", "TrainingSelection": "training", "load_model": "training",
+    "Tuning": "tuning",
+    "JobAttempt": "worker", "run_worker": "worker",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

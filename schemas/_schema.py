@@ -3,12 +3,21 @@
 Declaring tables never connects; `neurofit.schemas.activate` binds them to a database schema.
 """
 
-import warnings
-
-# neurofit decides where the database is (schemas.connection); with no datajoint.json that is the
-# embedded server, so DataJoint's "No datajoint.json found" warning is noise here.
-warnings.filterwarnings("ignore", message="No datajoint.json found", category=UserWarning)
-
-import datajoint as dj  # noqa: E402
+import datajoint as dj  # the warning filter for its import is in neurofit.schemas.__init__
 
 schema = dj.Schema()
+
+#: The modules that declare neurofit's tables, imported by `declare_tables` before the schema is
+#: activated (importing ``neurofit.schemas`` alone declares nothing, so commands start fast).
+TABLE_MODULES = (
+    "config", "training", "checkpoints", "artefacts", "heartbeat", "worker", "performance",
+    "task_performance", "scoring", "probing", "rsa", "similarity", "tuning",
+)
+
+
+def declare_tables() -> None:
+    """Import every table module, so that all of neurofit's tables are declared on `schema`."""
+    import importlib
+
+    for module in TABLE_MODULES:
+        importlib.import_module(f"neurofit.schemas.{module}")

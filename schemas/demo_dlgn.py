@@ -19,7 +19,7 @@ from .activation import activate
 from .config import Dataset, Model, Trainer
 from .connection import home
 from .performance import Performance
-from .populate import populate
+from .populating import populate
 from .training import TrainedModel, TrainingSelection
 
 #: Simulation and loader sizes of the demo (small enough for a laptop CPU).

@@ -7,9 +7,10 @@ import numpy as np
 import datajoint as dj
 
 from neurofit.datasets.info import DataInfo
-from neurofit.pipelines import performance, training
+from neurofit.pipelines import performance
 
 from . import provenance
+from . import _runtime
 from ._schema import schema
 from .applicability import Applicable
 from .config import Dataset, Model
@@ -108,7 +109,7 @@ class Performance(Applicable, dj.Computed):
 
     @provenance.recorded()
     def make_compute(self, key, dataset_config, model_config, weights_sha256):
-        device = training.default_device()
+        device = _runtime.context().device
         model, data = load_trained_and_data(key, dataset_config, model_config, device)
         return [performance.evaluate(model, data, device=device, tier="test")]
 

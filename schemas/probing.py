@@ -13,6 +13,7 @@ import datajoint as dj
 from neurofit.pipelines import extract, hashing, training
 
 from . import provenance
+from . import _runtime
 from ._schema import schema
 from .config import Model
 from .storage import read_stored
@@ -260,6 +261,8 @@ class ProbeSelection(dj.Manual):
         if not stimuli:
             raise ValueError(f"no stimulus set named {stimulus_set!r}; add it with StimulusSet.add")
         shape = stimuli.fetch1("input_shape")
+        if isinstance(models, dj.expression.QueryExpression):
+            models = models.proj()  # by key only: secondary namesakes cannot be matched
         rows = []
         for row in (TrainedModel & models).proj("data_info").to_dicts():
             info = row.pop("data_info")
@@ -332,7 +335,7 @@ class Activations(dj.Computed):
     def make_compute(self, key, model_config, weights_sha256, session):
         from neurofit.datasets.info import DataInfo
 
-        device = training.default_device()
+        device = _runtime.context().device
         info = DataInfo.from_dict((TrainedModel & key).fetch1("data_info"))
         model = training.load_trained(
             key["model_fn"], hashing.decode_config(model_config), info, key["seed"],

@@ -89,9 +89,9 @@ def recorded(device: str | Callable[[], str] | None = None) -> Callable[[Callabl
             results = list(make_compute(self, key, *fetched))
             where = device() if callable(device) else device
             if where is None:
-                from neurofit.pipelines.training import default_device
+                from . import _runtime
 
-                where = default_device()
+                where = _runtime.context().device
             found = _pipeline_provenance.record(where, time.perf_counter() - started)
             names = columns(type(self).__name__)
             return [*results, dict(zip(names, (found[f] for f in _DECLARATIONS)))]

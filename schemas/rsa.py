@@ -10,9 +10,9 @@ import datajoint as dj
 
 from neurofit.pipelines.analysis import rdm as rdm_functions
 from neurofit.pipelines.analysis import rdm_comparison
-from neurofit.pipelines import training
 
 from . import provenance
+from . import _runtime
 from ._schema import schema
 from .probing import Activations, StimulusSet
 from .storage import read_stored
@@ -57,7 +57,7 @@ class RDM(dj.Computed):
     def make_compute(self, key, n_units):
         # The array is read here, outside the transaction and outside DataJoint's fetch hashing.
         activations = read_stored((Activations.Layer & key).fetch1("activations"))
-        device = training.default_device()
+        device = _runtime.context().device
         return [rdm_functions.rdm(np.asarray(activations, dtype=np.float64), method=key["rdm_method"],
                                   device=device if device.startswith("cuda") else None)]
 

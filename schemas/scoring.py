@@ -35,6 +35,7 @@ import numpy as np
 from neurofit.pipelines import hashing, registry, scoring, training
 
 from . import provenance
+from . import _runtime
 from ._schema import schema
 from .applicability import Applicable, provides_condition, trained_models_for
 from .config import ConfigTable, Dataset, Model, _definition
@@ -240,7 +241,7 @@ class ScoreTable(Applicable, dj.Computed):
     @provenance.recorded()
     def make_compute(self, key, dataset_config, model_config, weights_sha256, measure_name, measure_config):
         builder = self.measure_builder(measure_name)
-        device = training.default_device()
+        device = _runtime.context().device
         model, data = load_trained_and_data(key, dataset_config, model_config, device)
         context = training.RunContext(device=device)
         return [scoring.run_measure(builder.function, model, data, key["seed"], context,

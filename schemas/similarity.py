@@ -8,10 +8,10 @@ import numpy as np
 
 import datajoint as dj
 
-from neurofit.pipelines import training
 from neurofit.pipelines.analysis import cka as cka_functions
 
 from . import provenance
+from . import _runtime
 from ._schema import schema
 from .probing import Activations
 from .storage import read_stored
@@ -91,7 +91,7 @@ class CKA(dj.Computed):
         layers_a = [np.asarray(read_stored(r), dtype=np.float64) for r in self._layers(key, "")[1]]
         same = all(key[k] == key[k + "_b"] for k in _MODEL_KEY)
         layers_b = None if same else [np.asarray(read_stored(r), dtype=np.float64) for r in self._layers(key, "_b")[1]]
-        device = training.default_device()
+        device = _runtime.context().device
         return [cka_functions.cka_matrix(layers_a, layers_b, method=key["cka_method"],
                                          device=device if device.startswith("cuda") else None)]
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import datajoint as dj
 import numpy as np
-from neurofit.pipelines import task_scores, training
+from neurofit.pipelines import task_scores
 
 from . import provenance
+from . import _runtime
 from ._schema import schema
 from .applicability import Applicable
 from .config import Dataset, Model
@@ -70,7 +71,7 @@ class TaskPerformance(Applicable, dj.Computed):
 
     @provenance.recorded()
     def make_compute(self, key, dataset_config, model_config, weights_sha256):
-        device = training.default_device()
+        device = _runtime.context().device
         model, data = load_trained_and_data(key, dataset_config, model_config, device)
         return [task_scores.evaluate_task(model, data, device=device), list(data.info.target_names)]
 

@@ -33,7 +33,7 @@ from neurofit.pipelines.training import RunContext
 from . import _runtime, heartbeat
 from ._schema import schema
 from .config import Trainer
-from .populate import COMPUTED_TABLES, _tables, ensure_job_tables
+from .populating import _tables, ensure_job_tables
 from .restriction import parse_where
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,8 @@ def run_worker(
         A `WorkerSummary`.
     """
     started = time.monotonic()
-    selected = _tables(tables)
+    all_tables = _tables(None)  # any worker recovers any dead worker's jobs
+    selected = {name: table for name, table in all_tables.items() if name in _tables(tables)}
     device = choose_device(device)
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for the default), got {threads}")
@@ -274,7 +275,7 @@ def run_worker(
         while not _runtime.stop_requested():
             try:
                 if time.monotonic() - last_recovery > heartbeat_interval:
-                    summary.recovered += heartbeat.recover_orphans(COMPUTED_TABLES, dead_after)
+                    summary.recovered += heartbeat.recover_orphans(all_tables, dead_after)
                     last_recovery = time.monotonic()
                 if time.monotonic() - last_refresh > poll:
                     for job_table in jobs.values():

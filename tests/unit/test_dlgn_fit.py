@@ -9,7 +9,7 @@ import torch
 
 from neurofit.pipelines.performance import evaluate, roc_auc
 from neurofit.pipelines.trainers.poisson import train_poisson
-from neurofit.pipelines.training import TrainingContext, build_data, build_model, train
+from neurofit.pipelines.training import RunContext, TrainingContext, build_data, build_model, train
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def test_training_logs_each_epoch_to_wandb_offline(tmp_path, monkeypatch):
     small = {"n_sessions": 1, "n_neurons": 6, "n_train_clips": 6, "n_validation_clips": 2, "n_test_clips": 2,
              "n_test_repeats": 4, "clip_length": [20, 30], "subsequence_length": 16, "burn_in": 4}
     outcome = train("neurofit.synthetic_dlgn", small, "neurofit.factorized_3d", {"hidden_channels": 4, "layers": 1},
-                    "neurofit.poisson", {"max_epochs": 2}, 0, device="cpu", run_name="wandb-test")
+                    "neurofit.poisson", {"max_epochs": 2}, 0, RunContext(), run_name="wandb-test")
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert len(outcome.history) == 2

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .performance import Performance
-from .probing import Activations
-from .rsa import RDM, RDMComparison, ReferenceNoiseCeiling
-from .similarity import CKA
-from .training import TrainedModel
-from .tuning import Tuning
-
-# Dependency order: a table comes after every table it reads from.
-COMPUTED_TABLES = {
-    "TrainedModel": TrainedModel,
-    "Performance": Performance,
-    "Activations": Activations,
-    "RDM": RDM,
-    "ReferenceNoiseCeiling": ReferenceNoiseCeiling,
-    "RDMComparison": RDMComparison,
-    "CKA": CKA,
-    "Tuning": Tuning,
-}
+from .extensions import computed_tables
 
 
 def _tables(names) -> dict[str, Any]:
+    """The computed tables called ``names`` (default: all), in dependency order."""
+    tables = computed_tables()
     if names is None:
-        return dict(COMPUTED_TABLES)
+        return tables
     names = [names] if isinstance(names, str) else list(names)
-    unknown = [n for n in names if n not in COMPUTED_TABLES]
+    unknown = [n for n in names if n not in tables]
     if unknown:
-        raise ValueError(f"unknown table(s) {unknown}; computed tables are {list(COMPUTED_TABLES)}")
-    return {n: t for n, t in COMPUTED_TABLES.items() if n in names}
+        raise ValueError(f"unknown table(s) {unknown}; computed tables are {list(tables)}")
+    return {n: t for n, t in tables.items() if n in names}
 
 
 def ensure_job_tables(tables: dict[str, Any], attempts: int = 10) -> None:
@@ -68,7 +53,8 @@ def populate(
     reserved by exactly one of them.
 
     Args:
-        tables: table name(s) from `COMPUTED_TABLES`; default all.
+        tables: names of computed tables (`neurofit.schemas.extensions.computed_tables`: neurofit's
+            and those of activated lab schemas); default all.
         restrictions: DataJoint restrictions on the keys to compute.
         display_progress: show a progress bar per table.
         suppress_errors: record failures in the job table and go on (False: raise at once).
@@ -128,3 +114,4 @@ def errors(tables: str | list[str] | None = None):
             frame.insert(0, "table", name)
             frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
