@@ -67,9 +67,9 @@ def main() -> None:
 
     results = {}
     for method in ("correlation", "euclidean"):
-        ours_t, ours = best_time(lambda: rdm(patterns, method), repeats)
+        ours_t, ours = best_time(lambda: rdm(patterns, method), repeats)  # noqa: B023 (called at once)
         theirs_t, theirs = best_time(
-            lambda: calc_rdm(dataset, method=method).get_vectors()[0], repeats
+            lambda: calc_rdm(dataset, method=method).get_vectors()[0], repeats  # noqa: B023 (called at once)
         )
         report(f"{method} RDM", ours_t, theirs_t, float(np.abs(ours - theirs).max()))
         results[method] = ours
@@ -83,8 +83,8 @@ def main() -> None:
         ("kendall-tau-a", "tau-a"),
         ("whitened-cosine", "cosine_cov"),
     ):
-        ours_t, ours = best_time(lambda: compare_rdms(rdm_a, rdm_b, ours_name), repeats)
-        theirs_t, theirs = best_time(lambda: compare(rdms_a, rdms_b, theirs_name), repeats)
+        ours_t, ours = best_time(lambda: compare_rdms(rdm_a, rdm_b, ours_name), repeats)  # noqa: B023 (called at once)
+        theirs_t, theirs = best_time(lambda: compare(rdms_a, rdms_b, theirs_name), repeats)  # noqa: B023 (called at once)
         report(
             f"compare {ours_name} ({rdm_a.size} entries)",
             ours_t,

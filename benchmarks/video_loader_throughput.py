@@ -128,7 +128,7 @@ def main() -> None:
         for trial, start, length in items[:3]:  # warm up (Deep Lake opens lazily)
             reader.read(trial, start, start + length)
         rate = best_rate(
-            lambda: [[np.array(v) for v in reader.read(t, s, s + n).values()] for t, s, n in items],
+            lambda: [[np.array(v) for v in reader.read(t, s, s + n).values()] for t, s, n in items],  # noqa: B023 (called at once)
             len(items), args.repeats,
         )
         print(f"{backend + ' reader':<34}{rate:12.0f}{rate / baseline:14.2f}")
@@ -143,7 +143,7 @@ def main() -> None:
         bundle = build_video_loaders(reader, 0, subsequence_length=args.window, burn_in=0, batch_size=batch)
         loader = bundle.loaders["train"]["s0"]
         n = sum(len(b["responses"]) for b in loader)
-        rate = best_rate(lambda: [b for b in loader], n, args.repeats)
+        rate = best_rate(lambda: [b for b in loader], n, args.repeats)  # noqa: B023 (called at once)
         print(f"{'neurofit ' + backend + ' loader':<34}{rate:12.0f}{rate / baseline:14.2f}")
 
 

@@ -4,7 +4,6 @@ Usage: python benchmarks/weights_store.py [--megabytes 50] [--repeats 5]
 """
 
 import argparse
-import io
 import os
 import statistics
 import tempfile
@@ -12,7 +11,6 @@ import time
 
 import datajoint as dj
 import torch
-
 from _common import isolated_prefix
 
 

@@ -53,11 +53,11 @@ from .trials import (
     TrialFormatError,
     TrialMeta,
     _ConcatenatedReader,
-    frame_window,
     _fields_of,
     _fingerprint_hasher,
     _hash_trial,
     field_layout,
+    frame_window,
     session_frames,
     session_offsets,
 )

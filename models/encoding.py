@@ -10,13 +10,13 @@ its mean at evaluation); an ELU + 1 makes the output a positive rate for a Poiss
 from __future__ import annotations
 
 import torch
+from neuralpredictors.layers.cores import Stacked2dCore
+from neuralpredictors.layers.readouts import FullGaussian2d, MultiReadoutBase
 from torch import nn
 
 # models/__init__.py already ran the compatibility fixes; importing them here too keeps this module
 # correct even if that package import changes.
 from . import _neuralpredictors_compat  # noqa: F401,I001
-from neuralpredictors.layers.cores import Stacked2dCore
-from neuralpredictors.layers.readouts import FullGaussian2d, MultiReadoutBase
 
 __all__ = ["GaussianReadoutCNN", "build_gaussian_cnn"]
 

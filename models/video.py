@@ -23,14 +23,13 @@ from __future__ import annotations
 import math
 
 import torch
+from neuralpredictors.layers.readouts import FullGaussian2d, MultiReadoutBase
+from neuralpredictors.layers.shifters import MLPShifter
 from torch import nn
 
 # models/__init__.py already ran the compatibility fixes; importing them here too keeps this module
 # correct even if that package import changes.
 from . import _neuralpredictors_compat  # noqa: F401,I001
-from neuralpredictors.layers.readouts import FullGaussian2d, MultiReadoutBase
-from neuralpredictors.layers.shifters import MLPShifter
-
 from .encoding import _inverse_elu1
 from .video_cores import (
     ConvGRUCore,

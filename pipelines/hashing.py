@@ -20,6 +20,13 @@ Policy, pinned by a golden file of hashes (``tests/unit/golden_hashes.json``):
 The same encoding is the exact stored value of a config (``encode_config``/``decode_config``
 round-trip losslessly), so the hash of a stored row can always be recomputed.
 
+This is policy version 1 (`HASH_VERSION`, stored in every config row); a change that would give
+any existing config another hash needs a new version. Builders evolve without one: a builder
+that gains a hyperparameter declares it ``register(..., added=("name",))`` with a default that
+reproduces the old behaviour, and at that default it is left out of the hashed and stored config
+(`neurofit.pipelines.registry.Builder.hashed_config`). Existing rows keep their keys, and
+re-adding an old config, with or without the new hyperparameter spelled out, finds its old row.
+
 Bounds, the same on every database backend (MariaDB rejects JSON nested 31 levels deep,
 PostgreSQL does not; PostgreSQL rejects NUL in text, MariaDB's JSON check rejects NaN), checked
 by `check_bounds` with an explicit stack before anything is expanded, hashed or stored:

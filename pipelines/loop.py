@@ -25,7 +25,6 @@ saved generator states reproduce the batches.
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 
 from .seeding import get_rng_state, set_rng_state, set_seed
-from .training import Preempted, RunContext, TrainResult
+from .training import RunContext, TrainResult
 
 __all__ = [
     "CHECKPOINT_FORMAT",

@@ -76,6 +76,26 @@ class Builder:
     defaults: dict[str, Any]
     types: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def added(self) -> tuple[str, ...]:
+        """Hyperparameters added after configs were stored (`register(..., added=...)`)."""
+        return tuple(getattr(self.function, "neurofit_added", ()) or ())
+
+    def hashed_config(self, complete: dict[str, Any]) -> dict[str, Any]:
+        """The part of a complete config that is hashed and stored.
+
+        Everything but the `added` hyperparameters at exactly their defaults (same type and
+        value): a config stored before a hyperparameter existed, and the same config spelled out
+        with that hyperparameter at its default, are one row.
+        """
+        from .hashing import canonicalize
+
+        def at_default(name: str) -> bool:
+            value, default = complete[name], self.defaults[name]
+            return type(value) is type(default) and canonicalize(value) == canonicalize(default)
+
+        return {k: v for k, v in complete.items() if not (k in self.added and at_default(k))}
+
     def complete_config(self, config: dict[str, Any] | None) -> dict[str, Any]:
         """Check a config against the signature and fill in defaults.
 
@@ -195,6 +215,7 @@ def _check_name(name: str) -> None:
 def register(
     kind: str, name: str | None = None, *, requires_gpu: bool = False,
     applies_to: tuple[str, ...] | list[str] | None = None,
+    added: tuple[str, ...] | list[str] = (),
 ) -> Callable[[Callable], Callable]:
     """Decorator registering a builder under ``name`` (default: ``module.function``).
 
@@ -210,6 +231,11 @@ def register(
             `neurofit.datasets.info.PROVIDES`, e.g. ``("labels",)``) for the analysis to apply
             to a trained model; None: every trained model. Models whose data provide none of
             them are never selected for it, so no job is made that can only fail.
+
+        added: hyperparameters added to this builder after configs of it were stored; each
+            must have a default that reproduces the old behaviour. At that default they are left
+            out of the hashed and stored config (`Builder.hashed_config`), so existing rows keep
+            their keys and re-adding an old config finds its old row.
 
     Examples:
         >>> @register("model", "mylab.tiny")   # doctest: +SKIP
@@ -227,13 +253,21 @@ def register(
     def decorate(function: Callable) -> Callable:
         key = name or f"{function.__module__}.{function.__qualname__}"
         _check_name(key)
-        _hyperparameters(kind, key, function)
+        defaults = _hyperparameters(kind, key, function)
         previous = _registry[kind].get(key)
         if previous is not None and _identity(previous) != _identity(function):
             raise RegistryError(
                 f"{kind} name {key!r} is already registered for {_identity(previous)}; "
                 "choose another name"
             )
+        for parameter in added:
+            if defaults.get(parameter, inspect.Parameter.empty) is inspect.Parameter.empty:
+                raise RegistryError(
+                    f"{kind} {key!r}: added hyperparameter {parameter!r} must be a keyword with a "
+                    "default that reproduces the behaviour from before it existed"
+                )
+        if added:
+            function.neurofit_added = tuple(added)
         _registry[kind][key] = function
         declared = {"requires_gpu": True} if requires_gpu else {}
         if needs is not None:

@@ -36,7 +36,7 @@ _EXPORTS = {
     "CKA": "similarity", "CKAMethod": "similarity", "CKASelection": "similarity",
     "collect_garbage": "storage",
     "TaskPerformance": "task_performance",
-    "TrainedModel": "training", "TrainingSelection": "training", "load_model": "training",
+    "TrainedModel": "training", "TrainingSelection": "selection", "load_model": "training",
     "Tuning": "tuning",
     "JobAttempt": "worker", "run_worker": "worker",
 }

@@ -10,7 +10,7 @@ schema = dj.Schema()
 #: The modules that declare neurofit's tables, imported by `declare_tables` before the schema is
 #: activated (importing ``neurofit.schemas`` alone declares nothing, so commands start fast).
 TABLE_MODULES = (
-    "config", "training", "checkpoints", "artefacts", "heartbeat", "worker", "performance",
+    "config", "selection", "checkpoints", "training", "artefacts", "heartbeat", "worker", "performance",
     "task_performance", "scoring", "probing", "rsa", "similarity", "tuning",
 )
 

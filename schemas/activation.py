@@ -52,7 +52,9 @@ def schema_name(prefix: str | None = None) -> str:
     return f"{prefix}neurofit"
 
 
-def activate(prefix: str | None = None, *, extra_schemas: Iterable[ModuleType | str] = ()) -> connection.Backend:
+def activate(
+    prefix: str | None = None, *, extra_schemas: Iterable[ModuleType | str] = (), upgrade: bool = True
+) -> connection.Backend:
     """Connect (see `neurofit.schemas.connection.configure`) and create or bind the tables.
 
     Then the lab schema modules (the ``neurofit.schemas`` entry points, then ``extra_schemas``;
@@ -70,6 +72,8 @@ def activate(prefix: str | None = None, *, extra_schemas: Iterable[ModuleType | 
     Args:
         prefix: schema prefix; default ``$NEUROFIT_PREFIX`` or none.
         extra_schemas: lab schema modules (or their import names) to activate as well.
+        upgrade: upgrade tables of an earlier release (False: leave them, as ``neurofit migrate
+            --dry-run`` does).
 
     Returns:
         The database backend in use.
@@ -92,7 +96,8 @@ def activate(prefix: str | None = None, *, extra_schemas: Iterable[ModuleType | 
         return backend
     _activate_neurofit(name, backend)
     _activate_labs(name, backend, extra_schemas)
-    _upgrade(name, backend)
+    if upgrade:
+        _upgrade(name, backend)
     return backend
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import datajoint as dj
+
 from neurofit.datasets.artefacts import EncodedArtefact, decode_artefact
 
 from ._schema import schema

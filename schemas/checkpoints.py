@@ -28,8 +28,8 @@ import torch
 
 from ._schema import schema
 from .connection import STORE
+from .selection import TrainingSelection
 from .storage import read_stored
-from .training import TrainingSelection
 
 log = logging.getLogger(__name__)
 

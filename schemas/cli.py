@@ -143,7 +143,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     repair.set_defaults(run=_repair)
 
-    builders = commands.add_parser("builders", help="list the registered dataset, model and trainer builders")
+    upgrade = commands.add_parser(
+        "migrate", help="upgrade a database made by an earlier neurofit release in place (every start "
+        "does this too; run it as the schema's owner when workers use a role that may not alter tables)"
+    )
+    upgrade.add_argument("--dry-run", action="store_true", help="list the changes without making them")
+    upgrade.set_defaults(run=_migrate)
+
+    builders = commands.add_parser("builders", help="list the registered dataset, model, trainer and analysis builders")
     builders.set_defaults(run=_builders)
     return parser
 
@@ -189,7 +196,6 @@ def _add(args) -> int:
 
     from . import activate
     from .config import MAX_COMMENT, Dataset, Model, Trainer, check_text
-
     from .scoring import Analysis
 
     table = {"dataset": Dataset, "model": Model, "trainer": Trainer, "analysis": Analysis}[args.kind]
@@ -222,7 +228,7 @@ def _safe_hex(text: str) -> str:
 def _select(args) -> int:
     from . import activate
     from .config import Dataset, Model, Trainer
-    from .training import TrainingSelection
+    from .selection import TrainingSelection
 
     activate(args.prefix)
     keys = TrainingSelection.add_grid(
@@ -301,7 +307,7 @@ def _jobs_retry(args) -> int:
     from .checkpoints import Checkpoint
     from .heartbeat import requeue
     from .populating import _tables
-    from .training import TrainingSelection
+    from .selection import TrainingSelection
     from .worker import JobAttempt
 
     activate(args.prefix)
@@ -362,6 +368,17 @@ def _repair(args) -> int:
     for fix in fixes:
         print(f"fixed: {fix}")
     print(f"schema {schema_name(args.prefix)}: " + (f"{len(fixes)} repair(s)" if fixes else "complete, nothing to repair"))
+    return 0
+
+
+def _migrate(args) -> int:
+    from . import activate, extensions, migrate
+
+    activate(args.prefix, upgrade=False)
+    changes = migrate.migrate(extensions.active_schemas(), dry_run=args.dry_run)
+    for change in changes:
+        print(("would change " if args.dry_run else "changed ") + str(change))
+    print("nothing to upgrade" if not changes else f"{len(changes)} table(s)")
     return 0
 
 

@@ -33,7 +33,8 @@ class ConfigTable:
         its defaults, then hashed.
 
         Returns:
-            (key, complete config).
+            (key, the config as stored: complete, except hyperparameters the builder declares
+            ``added`` that sit at their defaults).
 
         Raises:
             neurofit.pipelines.registry.RegistryError: unknown builder, or unknown, missing or
@@ -42,9 +43,9 @@ class ConfigTable:
                 past a bound.
         """
         builder = registry.resolve(cls.kind, fn)
-        complete = builder.validate(config)
-        key = {f"{cls.kind}_fn": fn, f"{cls.kind}_hash": hashing.config_hash(complete)}
-        return key, complete
+        stored = builder.hashed_config(builder.validate(config))
+        key = {f"{cls.kind}_fn": fn, f"{cls.kind}_hash": hashing.config_hash(stored)}
+        return key, stored
 
     @classmethod
     def add(

@@ -10,7 +10,8 @@ from .activation import activate
 from .config import Dataset, Model, Trainer
 from .performance import Performance
 from .populating import populate
-from .training import TrainedModel, TrainingSelection
+from .selection import TrainingSelection
+from .training import TrainedModel
 
 DEMO_DATASET = ("neurofit.synthetic_responses", {})
 DEMO_MODELS = [

@@ -20,7 +20,8 @@ from .config import Dataset, Model, Trainer
 from .connection import home
 from .performance import Performance
 from .populating import populate
-from .training import TrainedModel, TrainingSelection
+from .selection import TrainingSelection
+from .training import TrainedModel
 
 #: Simulation and loader sizes of the demo (small enough for a laptop CPU).
 SIMULATION = dict(n_sessions=2, n_neurons=24, frame_size=(16, 24), n_train_clips=48,

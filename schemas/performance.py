@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import datajoint as dj
+import numpy as np
 
 from neurofit.datasets.info import DataInfo
 from neurofit.pipelines import performance
 
-from . import provenance
-from . import _runtime
+from . import _runtime, provenance
 from ._schema import schema
 from .applicability import Applicable
 from .config import Dataset, Model

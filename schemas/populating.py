@@ -31,7 +31,7 @@ def ensure_job_tables(tables: dict[str, Any], attempts: int = 10) -> None:
     for table in tables.values():
         for attempt in range(attempts):
             try:
-                table.jobs.is_declared  # declaring happens on first access
+                _ = table.jobs.is_declared  # declaring happens on first access
                 break
             except Exception as error:
                 text = str(error).lower()

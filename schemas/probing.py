@@ -6,14 +6,12 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-
 import datajoint as dj
+import numpy as np
 
 from neurofit.pipelines import extract, hashing, training
 
-from . import provenance
-from . import _runtime
+from . import _runtime, provenance
 from ._schema import schema
 from .config import Model
 from .storage import read_stored

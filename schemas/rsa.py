@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 import datajoint as dj
+import numpy as np
 
 from neurofit.pipelines.analysis import rdm as rdm_functions
 from neurofit.pipelines.analysis import rdm_comparison
 
-from . import provenance
-from . import _runtime
+from . import _runtime, provenance
 from ._schema import schema
 from .probing import Activations, StimulusSet
 from .storage import read_stored

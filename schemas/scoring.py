@@ -32,14 +32,15 @@ from typing import Any, ClassVar
 
 import datajoint as dj
 import numpy as np
+
 from neurofit.pipelines import hashing, registry, scoring, training
 
-from . import provenance
-from . import _runtime
+from . import _runtime, provenance
 from ._schema import schema
 from .applicability import Applicable, provides_condition, trained_models_for
 from .config import ConfigTable, Dataset, Model, _definition
-from .training import TrainedModel, TrainingSelection
+from .selection import TrainingSelection
+from .training import TrainedModel
 
 __all__ = ["Analysis", "Score", "ScoreSelection", "ScoreTable", "load_trained_and_data"]
 

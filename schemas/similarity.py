@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 import datajoint as dj
+import numpy as np
 
 from neurofit.pipelines.analysis import cka as cka_functions
 
-from . import provenance
-from . import _runtime
+from . import _runtime, provenance
 from ._schema import schema
 from .probing import Activations
 from .storage import read_stored

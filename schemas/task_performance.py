@@ -6,10 +6,10 @@ from typing import Any
 
 import datajoint as dj
 import numpy as np
+
 from neurofit.pipelines import task_scores
 
-from . import provenance
-from . import _runtime
+from . import _runtime, provenance
 from ._schema import schema
 from .applicability import Applicable
 from .config import Dataset, Model

@@ -1,79 +1,18 @@
-"""What gets trained (chosen explicitly) and the trained models themselves."""
+"""The trained models: weights of the selected trainings, and how to load them again."""
 
 from __future__ import annotations
 
-import itertools
-from typing import Any, Iterable
+from typing import Any
 
 import datajoint as dj
 
 from neurofit.pipelines import hashing, training
 
 from ._schema import schema
-from .config import Dataset, Model, Seed, Trainer
+from .checkpoints import DatabaseCheckpointer
+from .config import Dataset, Model, Trainer
+from .selection import TrainingSelection  # noqa: F401 (the definition's -> TrainingSelection)
 from .storage import read_stored
-
-
-def _as_keys(table, items, name: str) -> list[dict[str, Any]]:
-    if isinstance(items, dict):
-        items = [items]
-    keys = []
-    for item in items:
-        restricted = table() & item
-        if len(restricted) != 1:
-            raise ValueError(
-                f"{name} {item!r} matches {len(restricted)} rows of {table.__name__}; pass the key "
-                f"returned by {table.__name__}.add(...)"
-            )
-        keys.append(restricted.keys()[0])
-    return keys
-
-
-@schema
-class TrainingSelection(dj.Manual):
-    """One dataset x model x trainer x seed combination that a lab chose to train.
-
-    `TrainedModel` trains exactly these rows, never the cross product of all configs.
-    """
-
-    definition = """
-    -> Dataset
-    -> Model
-    -> Trainer
-    -> Seed
-    ---
-    selected = CURRENT_TIMESTAMP: datetime
-    """
-
-    @classmethod
-    def add_grid(
-        cls,
-        datasets: dict | Iterable[dict],
-        models: dict | Iterable[dict],
-        trainers: dict | Iterable[dict],
-        seeds: int | Iterable[int],
-    ) -> list[dict[str, Any]]:
-        """Select every combination of the given configs and seeds (existing ones are kept).
-
-        Args:
-            datasets, models, trainers: keys (or lists of keys) returned by ``add``.
-            seeds: seeds to train each combination with; inserted into `Seed` if new.
-
-        Returns:
-            The selected keys.
-        """
-        seed_keys = Seed.add(*([seeds] if isinstance(seeds, int) else list(seeds)))
-        grid = [
-            {**d, **m, **t, **s}
-            for d, m, t, s in itertools.product(
-                _as_keys(Dataset, datasets, "dataset"),
-                _as_keys(Model, models, "model"),
-                _as_keys(Trainer, trainers, "trainer"),
-                seed_keys,
-            )
-        ]
-        cls().insert(grid, skip_duplicates=True)
-        return grid
 
 
 @schema
@@ -126,7 +65,6 @@ class TrainedModel(dj.Computed):
 
     def make_compute(self, key, dataset_config, model_config, trainer_config):
         from . import _runtime
-        from .checkpoints import DatabaseCheckpointer
 
         context = _runtime.context()
         checkpoint = DatabaseCheckpointer(key, stop_requested=context.stop_pending)
@@ -169,8 +107,6 @@ class TrainedModel(dj.Computed):
                 "versions": {k: prov[k] for k in ("python_version", "torch_version", "numpy_version", "datajoint_version")},
             }
         )
-        from .checkpoints import DatabaseCheckpointer
-
         DatabaseCheckpointer(key).delete()  # same transaction as the row: never both, never neither
         self.Epoch.insert(
             [

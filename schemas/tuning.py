@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import datajoint as dj
+import numpy as np
 
 from neurofit.pipelines.analysis import tuning as tuning_functions
 

@@ -54,9 +54,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import numeric
-from numpy.typing import ArrayLike
 
 __all__ = [
     "METHODS",

@@ -37,9 +37,9 @@ import itertools
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import numeric
-from numpy.typing import ArrayLike
 
 __all__ = [
     "correlation",

@@ -36,9 +36,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import numeric
-from numpy.typing import ArrayLike
 
 __all__ = ["METHODS", "METHOD_DESCRIPTIONS", "METHOD_REQUIREMENTS", "square", "condensed", "n_from_pairs", "rdm"]
 

@@ -52,11 +52,10 @@ References:
 from __future__ import annotations
 
 import numpy as np
-
-from ._validation import numeric
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from ._validation import numeric
 from .rdm import n_from_pairs
 
 __all__ = ["COMPARISON_METHODS", "COMPARISON_DESCRIPTIONS", "compare_rdms", "noise_ceiling"]

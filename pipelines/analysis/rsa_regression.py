@@ -28,9 +28,9 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import numeric
-from numpy.typing import ArrayLike
 
 __all__ = ["rdm_regression", "variance_partitioning"]
 

@@ -53,9 +53,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import numeric
-from numpy.typing import ArrayLike
 
 __all__ = [
     "MODEL_FAMILIES",

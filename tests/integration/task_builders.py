@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
 from neurofit.datasets.info import DataBundle, DataInfo
 from neurofit.pipelines.batches import model_inputs
 from neurofit.pipelines.loop import EarlyStopping, StepResult, fit
 from neurofit.pipelines.registry import register
 from neurofit.pipelines.task_scores import gather_task_outputs
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 TIERS = ("train", "validation", "test")
 

@@ -70,7 +70,6 @@ def test_rdms_are_stored_per_layer_and_method(db, probed):
 
 def test_comparison_to_a_reference_with_a_noise_ceiling(db, probed):
     from neurofit import schemas
-    from neurofit.pipelines.analysis import rdm
 
     rng = np.random.default_rng(0)
     truth = (schemas.RDM & probed["keys"][0] & {"layer": "output", "rdm_method": "correlation"}).fetch1("rdm").load()

@@ -80,6 +80,7 @@ def reference_weights(key):
 def stored_file(key) -> Path:
     """The file holding ``key``'s checkpoint in the local object store."""
     import datajoint as dj
+
     from neurofit import schemas
     from neurofit.schemas.connection import STORE
 
@@ -127,6 +128,7 @@ def assert_restarted_from_scratch(key, tmp_path, caplog, reason):
 def _flip(path: Path, key) -> None:
     """Flip one bit of the model weights inside the file: torch.load does not notice."""
     import chaos_builders
+
     from neurofit.datasets.info import DataInfo
 
     info = DataInfo(input_shape=(4,), n_neurons={"s": 2})

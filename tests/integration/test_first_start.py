@@ -102,6 +102,7 @@ def new_schema(db):
 
 def problems(name: str) -> list[str]:
     import datajoint as dj
+
     from neurofit.schemas import integrity, schema
 
     return [str(p) for p in integrity.find_problems(dj.conn(), name, integrity.expected(schema))]

@@ -54,6 +54,7 @@ def _weights_file(key) -> tuple[str, Path]:
 def _lost(keys) -> list[int]:
     """Seeds of trained rows whose weights can no longer be read."""
     from datajoint.errors import DataJointError
+
     from neurofit import schemas
 
     lost = []

@@ -4,10 +4,11 @@ stimuli with time-resolved kinematics, batch-first and not, with and without a s
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from neurofit.datasets.info import DataBundle, DataInfo
 from neurofit.pipelines.registry import register
 from neurofit.pipelines.training import TrainResult
-from torch import nn
 
 pytestmark = pytest.mark.db
 

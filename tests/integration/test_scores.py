@@ -20,6 +20,7 @@ CNN = {"hidden_channels": 4, "layers": 2, "input_kernel": 5, "hidden_kernel": 3}
 @pytest.fixture(scope="module")
 def trained(db):
     import task_builders  # noqa: F401  (registers the tests.* builders)
+
     from neurofit import schemas
 
     task_trainer = schemas.Trainer.add("tests.task", {"max_epochs": 6})
@@ -203,6 +204,7 @@ def mean_prediction(model, data, seed, context, *, tier: str = "test"):
 @pytest.fixture(scope="module")
 def lab_tables(db):
     import datajoint as dj
+
     from neurofit.schemas import ScoreTable
 
     lab = dj.Schema(f"{os.environ['NEUROFIT_PREFIX']}score_lab")

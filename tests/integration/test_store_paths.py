@@ -163,6 +163,7 @@ def test_a_forged_array_path_is_refused_by_the_analysis_readers(db, tmp_path):
 def test_bucket_keys_that_leave_the_store_location_are_refused(path):
     from datajoint.objectref import ObjectRef
     from datajoint.storage import StorageBackend
+
     from neurofit.schemas.storage import StoredPathError, check_stored_path
 
     spec = {"protocol": "s3", "endpoint": "s3.example.org", "bucket": "lab", "location": "objects"}

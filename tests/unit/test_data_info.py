@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from neurofit.datasets.artefacts import decode_artefact, encode_artefact
 from neurofit.datasets.info import (
     LEGACY_EXTRA_KEYS,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 from neurofit.datasets.dlgn import build_video_trials
 from neurofit.datasets.paths import DATA_ROOTS_ENV, DataPathError
 from neurofit.datasets.trial_storage import write_trials
 from neurofit.datasets.trials import TrialSet
-import numpy as np
 
 
 def trialset(n=6):

@@ -8,9 +8,10 @@ stride, padding and dilation, computed here independently: output step j of a la
 import numpy as np
 import pytest
 import torch
-from neurofit.pipelines import extract
 from torch import nn
 from torch.nn import functional as F
+
+from neurofit.pipelines import extract
 
 torch.set_num_threads(1)
 

@@ -45,7 +45,6 @@ def test_importing_schemas_does_not_connect():
 
 def test_table_comments_have_no_double_quotes():
     """MySQL/MariaDB reject column comments with double quotes (found the hard way)."""
-    import re
 
     import neurofit.schemas as s
 

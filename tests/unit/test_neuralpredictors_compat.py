@@ -32,7 +32,6 @@ def test_collections_aliases_and_torchvision():
 
 def test_hermite_factorial_accepts_numpy_floats():
     import numpy as np
-
     from neuralpredictors.layers import hermite
 
     assert hermite.math.factorial(np.float64(5.0)) == 120

@@ -20,8 +20,8 @@ from neurofit.pipelines.analysis import prediction
 from neurofit.pipelines.analysis.prediction import (
     correlation,
     correlation_to_average,
-    feve,
     fev,
+    feve,
     oracle_correlation,
     trial_average,
 )

@@ -13,14 +13,12 @@ import warnings
 
 import numpy as np
 import pytest
+from rsatoolbox.data import Dataset  # noqa: E402
+from rsatoolbox.rdm import calc_rdm  # noqa: E402
 from scipy.spatial.distance import pdist, squareform
 
 from neurofit.pipelines.analysis import rdm as rdm_module
 from neurofit.pipelines.analysis.rdm import condensed, n_from_pairs, rdm, square
-
-import rsatoolbox  # noqa: E402  (a declared test dependency: never skip the agreement tests)
-from rsatoolbox.data import Dataset  # noqa: E402
-from rsatoolbox.rdm import calc_rdm  # noqa: E402
 
 TOL = 1e-10
 

@@ -13,6 +13,9 @@ import warnings
 
 import numpy as np
 import pytest
+from rsatoolbox.inference import boot_noise_ceiling, cv_noise_ceiling  # noqa: E402
+from rsatoolbox.inference.crossvalsets import sets_leave_one_out_rdm  # noqa: E402
+from rsatoolbox.rdm import RDMs, compare  # noqa: E402
 from scipy import stats
 from scipy.spatial.distance import squareform
 
@@ -22,11 +25,6 @@ from neurofit.pipelines.analysis.rdm_comparison import (
     compare_rdms,
     noise_ceiling,
 )
-
-import rsatoolbox  # noqa: E402  (a declared test dependency: never skip the agreement tests)
-from rsatoolbox.inference import boot_noise_ceiling, cv_noise_ceiling  # noqa: E402
-from rsatoolbox.inference.crossvalsets import sets_leave_one_out_rdm  # noqa: E402
-from rsatoolbox.rdm import RDMs, compare  # noqa: E402
 
 TOL = 1e-10
 RSATOOLBOX_NAME = {

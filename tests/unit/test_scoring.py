@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 import pytest
 import torch
+
 from neurofit.pipelines import provenance, registry, scoring
 from neurofit.pipelines.registry import RegistryError, register
 
@@ -86,6 +87,7 @@ def test_the_provenance_record_has_the_declared_fields():
 
 def test_every_computed_table_declares_and_records_provenance():
     import datajoint as dj
+
     from neurofit import schemas
     from neurofit.schemas import provenance as table_provenance
 

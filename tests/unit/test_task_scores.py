@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from neurofit.datasets.info import DataBundle, DataInfo
 from neurofit.pipelines import task_scores
-from torch import nn
 
 
 def _reference_classification(logits, labels):

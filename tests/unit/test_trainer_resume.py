@@ -9,8 +9,8 @@ import torch
 
 from neurofit.datasets.synthetic_responses import build_synthetic_responses
 from neurofit.models.encoding import build_gaussian_cnn
-from neurofit.pipelines.trainers import train_poisson
 from neurofit.pipelines.loop import CHECKPOINT_FORMAT
+from neurofit.pipelines.trainers import train_poisson
 from neurofit.pipelines.training import Preempted, TrainingContext
 
 DATA = dict(

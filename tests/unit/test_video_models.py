@@ -281,8 +281,9 @@ def test_regularizer_terms_scale_with_their_weights():
 
 
 def test_laplace_smoothness_matches_neuralpredictors():
-    from neurofit.models import _neuralpredictors_compat  # noqa: F401
     from neuralpredictors.regularizers import LaplaceL2norm
+
+    from neurofit.models import _neuralpredictors_compat  # noqa: F401
 
     w = torch.randn(4, 3, 7, 7)
     torch.testing.assert_close(laplace_smoothness(w), LaplaceL2norm(padding=None)(w))
