@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .info import jsonable
+
 __all__ = [
     "ARTEFACT_FORMATS",
     "EncodedArtefact",
@@ -75,18 +77,6 @@ def check_artefact(name: Any, value: Any) -> None:
         )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def encode_artefact(name: str, value: np.ndarray | dict) -> EncodedArtefact:
     """Encodes one artefact to reproducible bytes.
 
@@ -102,7 +92,7 @@ def encode_artefact(name: str, value: np.ndarray | dict) -> EncodedArtefact:
         description = f"{array.dtype} {tuple(array.shape)}"
     else:
         try:
-            text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
+            text = json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError) as error:
             raise ValueError(f"artefact {name!r} is not JSON-serialisable ({error})") from error
         content, kind, description = text.encode(), "json", "json"

@@ -152,12 +152,12 @@ class Batch(_BatchInputs, total=False):
     optogenetic_signal: Tensor
 
 
-def _plain(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """numpy containers and tuples -> JSON-able Python values (dict keys as str)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -381,7 +381,7 @@ class DataInfo:
             value = getattr(self, name)
             if not isinstance(value, dict):
                 raise DataInfoError(f"DataInfo.{name} must be a dict, got {type(value).__name__}")
-            put(name, _plain(value))
+            put(name, jsonable(value))
         for name in ("units", "mean_response", "normalization"):
             unknown = sorted(set(getattr(self, name)) - set(self.n_neurons))
             if unknown:
@@ -474,7 +474,7 @@ class DataInfo:
                 )
                 + " to DataInfo instead"
             )
-        put("extra", _plain(self.extra))
+        put("extra", jsonable(self.extra))
 
     # ---- derived facts -----------------------------------------------------------------------
 
@@ -523,7 +523,7 @@ class DataInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON-able values (tuples as lists)."""
-        return _plain(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataInfo":

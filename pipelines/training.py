@@ -214,6 +214,8 @@ def train(
     """
     import time
 
+    from neurofit.datasets.info import jsonable
+
     from .provenance import provenance
     from .registry import resolve
     from .seeding import set_seed
@@ -233,7 +235,7 @@ def train(
         "model_config": model_config, "trainer_fn": trainer_fn, "trainer_config": trainer_config,
         "seed": seed, "device": device,
     }
-    with wandb_run(run_name or f"{model_fn} seed {seed}", _plain(run_config)) as log_epoch:
+    with wandb_run(run_name or f"{model_fn} seed {seed}", jsonable(run_config)) as log_epoch:
         set_seed(seed)  # after wandb.init, which may draw from the global RNGs
 
         def report(row: dict[str, Any]) -> None:
@@ -256,24 +258,9 @@ def train(
         history=list(result.history),
         weights=weights,
         weights_sha256=checksum(weights),
-        data_info=_plain(data.info.to_dict()),
+        data_info=jsonable(data.info.to_dict()),
         provenance=provenance(device),
         duration=time.perf_counter() - started,
         artefacts={n: encode_artefact(n, v) for n, v in getattr(data, "artefacts", {}).items()},
         n_parameters=sum(p.numel() for p in trained.parameters() if p.requires_grad),
     )
-
-
-def _plain(value: Any) -> Any:
-    """numpy containers -> JSON-serialisable Python values (for the data_info json column)."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

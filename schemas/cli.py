@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
@@ -404,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         warnings.filterwarnings("ignore", module="datajoint")
         warnings.filterwarnings("ignore", category=UserWarning)
+        # DataJoint sets its logger's level when it is imported, which is later (on first use).
+        os.environ.setdefault("DJ_LOG_LEVEL", "ERROR")
         logging.getLogger("datajoint").setLevel(logging.ERROR)
     try:
         return args.run(args)

@@ -11,8 +11,7 @@ from neurofit.pipelines import performance
 from . import _runtime, provenance
 from ._schema import schema
 from .applicability import Applicable
-from .config import Dataset, Model
-from .scoring import load_trained_and_data
+from .scoring import load_trained_and_data, trained_model_fetch
 from .training import TrainedModel
 
 
@@ -99,11 +98,7 @@ class Performance(Applicable, dj.Computed):
         """
 
     def make_fetch(self, key):
-        return [
-            bytes((Dataset & key).fetch1("dataset_config")).decode(),
-            bytes((Model & key).fetch1("model_config")).decode(),
-            (TrainedModel & key).fetch1("weights_sha256"),
-        ]
+        return trained_model_fetch(key)
 
     @provenance.recorded()
     def make_compute(self, key, dataset_config, model_config, weights_sha256):

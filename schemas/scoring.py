@@ -45,6 +45,19 @@ from .training import TrainedModel
 __all__ = ["Analysis", "Score", "ScoreSelection", "ScoreTable", "load_trained_and_data"]
 
 
+def trained_model_fetch(key: dict[str, Any]) -> list[str]:
+    """What a make_fetch of a table scoring a trained model returns: small texts only.
+
+    The dataset and model config texts and the weights' checksum (DataJoint hashes make_fetch's
+    result twice per key, so weights and data are loaded in make_compute instead).
+    """
+    return [
+        bytes((Dataset & key).fetch1("dataset_config")).decode(),
+        bytes((Model & key).fetch1("model_config")).decode(),
+        (TrainedModel & key).fetch1("weights_sha256"),
+    ]
+
+
 def load_trained_and_data(key: dict[str, Any], dataset_config: str, model_config: str, device: str):
     """The trained model of ``key`` (eval mode, on ``device``) and the data it was trained on.
 
@@ -231,13 +244,7 @@ class ScoreTable(Applicable, dj.Computed):
     # ---- the three parts of make -----------------------------------------------------------
 
     def make_fetch(self, key):
-        # Only config texts, a checksum and names: DataJoint hashes this twice per key.
-        return [
-            bytes((Dataset & key).fetch1("dataset_config")).decode(),
-            bytes((Model & key).fetch1("model_config")).decode(),
-            (TrainedModel & key).fetch1("weights_sha256"),
-            *self.measure_spec(key),
-        ]
+        return [*trained_model_fetch(key), *self.measure_spec(key)]
 
     @provenance.recorded()
     def make_compute(self, key, dataset_config, model_config, weights_sha256, measure_name, measure_config):

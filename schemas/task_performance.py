@@ -12,9 +12,8 @@ from neurofit.pipelines import task_scores
 from . import _runtime, provenance
 from ._schema import schema
 from .applicability import Applicable
-from .config import Dataset, Model
-from .scoring import load_trained_and_data
-from .training import TrainedModel
+from .scoring import load_trained_and_data, trained_model_fetch
+from .training import TrainedModel  # noqa: F401 (the definition's -> TrainedModel)
 
 
 def _value(number: float) -> float | None:
@@ -63,11 +62,7 @@ class TaskPerformance(Applicable, dj.Computed):
         """
 
     def make_fetch(self, key):
-        return [
-            bytes((Dataset & key).fetch1("dataset_config")).decode(),
-            bytes((Model & key).fetch1("model_config")).decode(),
-            (TrainedModel & key).fetch1("weights_sha256"),
-        ]
+        return trained_model_fetch(key)
 
     @provenance.recorded()
     def make_compute(self, key, dataset_config, model_config, weights_sha256):
