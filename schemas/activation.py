@@ -171,6 +171,7 @@ def repair(prefix: str | None = None) -> list[str]:
 
 
 def _expected() -> integrity.Expected:
+    declare_tables()  # importing neurofit.schemas declares nothing by itself
     return integrity.expected(schema)
 
 

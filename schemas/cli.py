@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-attempts", type=int, default=3, help="failures of one job before its error is kept (default 3)")
     worker.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per job (default: this machine's cores / the workers running on it)")
+    worker.add_argument("--step-interval", type=int, default=0, metavar="STEPS",
+                        help="for long epochs: on a stop request, checkpoint and stop within this many "
+                             "training steps instead of at the epoch's end (default 0: at the end)")
     worker.set_defaults(run=_worker)
 
     submit = commands.add_parser(
@@ -267,7 +270,7 @@ def _worker(args) -> int:
         args.tables or None, args.where, max_jobs=args.max_jobs, wait=args.wait, poll=args.poll,
         device=args.device, skip_gpu_trainers={"auto": None, "yes": True, "no": False}[args.skip_gpu_trainers],
         heartbeat_interval=args.heartbeat, dead_after=args.dead_after, max_attempts=args.max_attempts,
-        threads=args.threads,
+        threads=args.threads, step_interval=args.step_interval,
     )
     print(summary)
     return 0

@@ -190,12 +190,14 @@ def find_problems(conn, database: str, want: Expected) -> list[Problem]:
     problems = [Problem("table", t, "missing") for t in want.tables if t not in present]
     problems += [Problem("job table", t, "missing") for t in want.job_tables if t not in present]
     keys = _key_columns(conn, database)
+    # Only the schema's own tables count: a table someone else put in the schema is not ours to fix.
+    ours = set(want.tables)
     problems += [Problem("lineage", f.table, f"{f.column} is {f.have or 'missing'}, should be {f.want}")
-                 for f in lineage_fixes(conn, database, keys)]
+                 for f in lineage_fixes(conn, database, keys) if f.table in ours]
     if conn.adapter.backend == "postgresql":
         problems += [
             Problem("comments", table, f"column(s) {', '.join(sorted(columns))} lack their type comment")
-            for table, columns in sorted(_uncommented_columns(conn, database, keys).items())
+            for table, columns in sorted(_uncommented_columns(conn, database, keys).items()) if table in ours
         ]
     return problems
 

@@ -251,7 +251,7 @@ class ScoreTable(Applicable, dj.Computed):
         builder = self.measure_builder(measure_name)
         device = _runtime.context().device
         model, data = load_trained_and_data(key, dataset_config, model_config, device)
-        context = training.RunContext(device=device)
+        context = _runtime.context()
         return [scoring.run_measure(builder.function, model, data, key["seed"], context,
                                     hashing.decode_config(measure_config))]
 

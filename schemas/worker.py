@@ -204,6 +204,7 @@ def run_worker(
     reconnect_timeout: float = 600.0,
     progress: bool = True,
     threads: int | None = None,
+    step_interval: int = 0,
 ) -> WorkerSummary:
     """Compute pending jobs until none is left (``wait``: keep polling). Call `activate` first.
 
@@ -224,6 +225,8 @@ def run_worker(
         progress: print one line per job.
         threads: torch CPU threads per job; default `default_threads` (this machine's cores
             divided by the live workers on it), re-evaluated before every job.
+        step_interval: in long epochs, look for a stop request every this many training steps
+            and checkpoint mid-epoch before stopping (0: at epoch boundaries only).
 
     Returns:
         A `WorkerSummary`.
@@ -234,7 +237,8 @@ def run_worker(
     device = choose_device(device)
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for the default), got {threads}")
-    context = RunContext(device=device, threads=threads, stop_requested=_runtime.stop_requested)
+    context = RunContext(device=device, threads=threads, stop_requested=_runtime.stop_requested,
+                         step_interval=step_interval)
     if skip_gpu_trainers is None:
         skip_gpu_trainers = device == "cpu"
     summary = WorkerSummary(done=dict.fromkeys(selected, 0), failed=dict.fromkeys(selected, 0))
