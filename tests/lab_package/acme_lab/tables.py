@@ -3,7 +3,7 @@
 import datajoint as dj
 import torch
 
-from neurofit.schemas import load_model
+from neurofit.schemas import TrainedModel, load_model  # noqa: F401 (TrainedModel: the definition's -> TrainedModel)
 
 schema = dj.Schema()
 schema_name = "acme"
