@@ -187,7 +187,7 @@ def _complete(name: str) -> list[str]:
     before = integrity.present_tables(conn, name) if integrity.schema_exists(conn, name) else set()
     # Lineage first: tables created below copy their parents' rows, and the headings that
     # binding loads must hold the right ones.
-    lineage = integrity.repair_lineage(conn, name) if before else []
+    lineage = integrity.repair_lineage(conn, name, set(want.tables)) if before else []
     fixes = _describe(lineage)
     if schema.is_activated():  # `repair` in a process that uses the schema: bind again
         for cls, context in schema.declare_list:

@@ -202,13 +202,16 @@ def find_problems(conn, database: str, want: Expected) -> list[Problem]:
     return problems
 
 
-def repair_lineage(conn, database: str) -> list[LineageFix]:
+def repair_lineage(conn, database: str, tables: set[str] | None = None) -> list[LineageFix]:
     """Write the right ``~lineage`` row for every key column that lacks it or has a wrong one.
+
+    Args:
+        tables: repair only these tables' rows (default: every table of the schema).
 
     Returns:
         The rows written.
     """
-    fixes = lineage_fixes(conn, database)
+    fixes = [f for f in lineage_fixes(conn, database) if tables is None or f.table in tables]
     if fixes:
         insert_lineages(conn, database, [(f.table, f.column, f.want) for f in fixes])
     return fixes

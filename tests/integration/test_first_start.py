@@ -198,28 +198,14 @@ def damage(name: str) -> None:
         conn.query(f"COMMENT ON COLUMN {q(name)}.{q('__trained_model')}.{q('data_info')} IS NULL")
 
 
-def test_a_half_created_schema_is_repaired_by_the_next_start(new_schema):
-    prefix, name = new_schema()
-    env = child_env(prefix)
-    assert neurofit(env, "status").returncode == 0
-    damage(name)
-    assert any("probe_selection.dataset_fn" in p for p in problems(name))
-    started = neurofit(env, "status")
-    assert started.returncode == 0, started.stderr
-    assert "repaired schema" in started.stderr  # logged as a warning
-    assert problems(name) == []
-    repaired = neurofit(env, "repair")
-    assert repaired.returncode == 0, repaired.stderr
-    assert "nothing to repair" in repaired.stdout
-
-
-def test_neurofit_repair_reports_what_it_fixed(new_schema):
+def test_a_half_created_schema_is_repaired_by_neurofit_repair_and_by_the_next_start(new_schema):
     import datajoint as dj
 
     prefix, name = new_schema()
     env = child_env(prefix)
     assert neurofit(env, "status").returncode == 0
     damage(name)
+    assert any("probe_selection.dataset_fn" in p for p in problems(name))
     repaired = neurofit(env, "repair")
     assert repaired.returncode == 0, repaired.stderr
     report = repaired.stdout
@@ -232,6 +218,13 @@ def test_neurofit_repair_reports_what_it_fixed(new_schema):
         assert "training_selection: restored index idx_training_selection_model_fn_model_hash" in report
     assert problems(name) == []
     assert neurofit(env, "status").returncode == 0
+
+    damage(name)  # again: this time the next ordinary start repairs it
+    started = neurofit(env, "status")
+    assert started.returncode == 0, started.stderr
+    assert "repaired schema" in started.stderr  # logged as a warning
+    assert problems(name) == []
+    assert "complete, nothing to repair" in neurofit(env, "repair").stdout
 
 
 def test_a_schema_being_created_makes_others_wait_and_then_fail_clearly(db, new_schema):
