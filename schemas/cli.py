@@ -29,13 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="train a small grid on synthetic data and print the results (a few minutes)"
+        "demo", help="train a small grid on synthetic data and print the results (a few minutes)",
+        description="Run one workflow's demo end to end on synthetic data with a known ground truth. "
+        "Demos are entry points in group 'neurofit.demos', so a lab package can add its own.",
     )
     demo.add_argument(
-        "workflow", nargs="?", default="images", choices=["images", "dlgn"],
-        help="images: CNNs on simulated responses to images (default, 1-3 minutes); dlgn: video "
-        "cores on simulated dLGN movie data with running, pupil and optogenetics, converted from a "
-        "DataFrame of trials (several minutes on a CPU)",
+        "workflow", nargs="?", default="images", metavar="WORKFLOW",
+        help="which demo (default: images; `neurofit demo list` describes each): " + ", ".join(_demo_names()),
     )
     demo.set_defaults(run=_demo)
 
@@ -159,15 +159,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _demo_names() -> list[str]:
+    from .demos import demo_names  # reads entry-point metadata only: the help stays fast
+
+    return demo_names()
+
+
 def _demo(args) -> int:
-    if args.workflow == "dlgn":
-        from .demo_dlgn import run_dlgn_demo
+    from .demos import run_named_demo
 
-        run_dlgn_demo(prefix=args.prefix)
-    else:
-        from .demo import run_demo
-
-        run_demo(prefix=args.prefix)
+    run_named_demo(args.workflow, prefix=args.prefix)
     return 0
 
 

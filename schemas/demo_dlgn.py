@@ -94,7 +94,9 @@ def modulation_recovery(neurons, ground_truth: dict) -> dict[str, float]:
 
 
 def run_dlgn_demo(prefix: str | None = None, out=print) -> dict:
-    """Convert, insert, populate, print. Running it again trains nothing.
+    """Video cores on simulated dLGN movies with running, pupil and optogenetics (several minutes).
+
+    Convert a DataFrame of trials, insert, populate, print. Running it again trains nothing.
 
     Returns:
         ``{"trained", "seconds", "results" (per model x seed x condition), "neurons" (tidy

@@ -1,12 +1,14 @@
 """Every registered neurofit trainer: interrupted and resumed equals uninterrupted, bit for bit (CPU).
 
 A trainer registered without a case below fails `test_every_registered_trainer_has_a_case`:
-add a small dataset, model and settings for it here.
+add a small dataset, model and settings for it in a file of resume_cases/.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,16 +16,27 @@ import torch
 from neurofit.pipelines import registry
 from neurofit.pipelines.training import Preempted, RunContext, build_data, build_model
 
-#: trainer name -> (dataset builder, config), (model builder, config), trainer settings, epoch to stop after
-CASES = {
-    "neurofit.poisson": (
-        ("neurofit.synthetic_responses", dict(n_neurons=6, n_train_images=64, n_validation_images=16,
-                                              n_test_images=8, n_repeats=2, image_size=12, batch_size=16)),
-        ("neurofit.gaussian_cnn", dict(hidden_channels=3, layers=1, input_kernel=5)),
-        dict(max_epochs=4, lr=0.01, patience=1, tolerance=1e-4, lr_decay_steps=1),
-        2,
-    ),
-}
+RESUME_CASES = Path(__file__).parent / "resume_cases"
+
+
+def _load_cases() -> dict:
+    """Every ``CASES`` dict of ``resume_cases/*.py``: each workflow keeps its trainers' cases in its own file.
+
+    A case is trainer name -> ((dataset builder, config), (model builder, config), trainer settings,
+    epoch to stop after).
+    """
+    cases = {}
+    for path in sorted(RESUME_CASES.glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"resume_cases_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        clash = cases.keys() & module.CASES.keys()
+        assert not clash, f"{path.name} repeats the cases of {sorted(clash)}"
+        cases.update(module.CASES)
+    return cases
+
+
+CASES = _load_cases()
 
 
 def _neurofit_trainers() -> list[str]:
