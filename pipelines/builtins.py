@@ -7,6 +7,7 @@ from neurofit.models.video import build_conv_gru, build_factorized_3d
 from neurofit.pipelines.registry import register
 from neurofit.pipelines.scoring import class_accuracy, neuron_scores
 from neurofit.pipelines.trainers.poisson import train_poisson
+from neurofit.pipelines.trainers.supervised import train_supervised
 
 register("dataset", "neurofit.synthetic_responses")(build_synthetic_responses)
 register("dataset", "neurofit.synthetic_dlgn")(build_synthetic_dlgn)
@@ -15,5 +16,6 @@ register("model", "neurofit.gaussian_cnn")(build_gaussian_cnn)
 register("model", "neurofit.factorized_3d")(build_factorized_3d)
 register("model", "neurofit.conv_gru")(build_conv_gru)
 register("trainer", "neurofit.poisson")(train_poisson)
+register("trainer", "neurofit.supervised")(train_supervised)
 register("analysis", "neurofit.neuron_scores", applies_to=("responses",))(neuron_scores)
 register("analysis", "neurofit.class_accuracy", applies_to=("labels",))(class_accuracy)

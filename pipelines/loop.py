@@ -173,6 +173,18 @@ def interleaved(loaders: Mapping[str, Iterable]) -> Iterator[tuple[str, Any]]:
                 del iterators[session]
 
 
+def _require_global_randomness(loaders_by_session) -> None:
+    """Refuse train loaders with a generator of their own: a resume could not replay their order."""
+    for session, loader in loaders_by_session.items():
+        sampler = getattr(loader, "sampler", None)
+        if getattr(loader, "generator", None) is not None or getattr(sampler, "generator", None) is not None:
+            raise ValueError(
+                f"the train loader of session {session!r} shuffles with a torch.Generator of its own, "
+                "which checkpoints cannot save: build it without generator= (it then draws from "
+                "torch's global generator, which `set_seed` seeds and the loop saves)"
+            )
+
+
 def fit(
     model: nn.Module,
     data,
@@ -231,6 +243,8 @@ def fit(
         raise ValueError("max_epochs must be >= 0 and steps_per_epoch >= 1 (or None)")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
+    if batches is None:
+        _require_global_randomness(data.loaders["train"])
     set_seed(seed)
     device = torch.device(context.device)
     model.to(device)

@@ -31,6 +31,7 @@ __all__ = [
     "gather_task_outputs",
     "regression_scores",
     "scoring_tier",
+    "task_output",
 ]
 
 
@@ -114,7 +115,8 @@ def regression_scores(
     }
 
 
-def _output(outputs: Any, kind: str, provides: tuple[str, ...]) -> torch.Tensor:
+def task_output(outputs: Any, kind: str, provides: tuple[str, ...]) -> torch.Tensor:
+    """The part of a model's output that answers ``kind`` ("labels" or "targets")."""
     if isinstance(outputs, Mapping):
         if kind not in outputs:
             raise ValueError(f"the model returned a dict with keys {sorted(outputs)}; scoring {kind} needs key {kind!r}")
@@ -162,9 +164,9 @@ def gather_task_outputs(model, loaders_by_session: Mapping[str, Any], info, devi
                     outputs = model(inputs, session, **extra)
                     n_trials += int(inputs.shape[0])
                     if "labels" in provides:
-                        _add_labels(parts, _output(outputs, "labels", provides), batch, info, timed, session)
+                        _add_labels(parts, task_output(outputs, "labels", provides), batch, info, timed, session)
                     if "targets" in provides:
-                        _add_targets(parts, _output(outputs, "targets", provides), batch, info, timed, session)
+                        _add_targets(parts, task_output(outputs, "targets", provides), batch, info, timed, session)
     finally:
         model.train(was_training)
     if not n_trials:

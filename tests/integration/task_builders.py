@@ -34,10 +34,10 @@ class _Rows(Dataset):
 
 
 def _loaders(tiers: dict[str, dict[str, np.ndarray]], seed: int, batch_size: int) -> dict:
-    generator = torch.Generator().manual_seed(seed)
+    # Shuffling draws from torch's global generator, which the training loop saves and restores.
     return {
         tier: {"all": DataLoader(_Rows({k: torch.as_tensor(v) for k, v in arrays.items()}), batch_size=batch_size,
-                                 shuffle=tier == "train", generator=generator if tier == "train" else None)}
+                                 shuffle=tier == "train")}
         for tier, arrays in tiers.items()
     }
 

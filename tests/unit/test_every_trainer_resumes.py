@@ -20,13 +20,15 @@ RESUME_CASES = Path(__file__).parent / "resume_cases"
 
 
 def _load_cases() -> dict:
-    """Every ``CASES`` dict of ``resume_cases/*.py``: each workflow keeps its trainers' cases in its own file.
+    """Every ``CASES`` dict of ``resume_cases/*.py`` (not ``*_fixtures.py``): one file per workflow.
 
     A case is trainer name -> ((dataset builder, config), (model builder, config), trainer settings,
     epoch to stop after).
     """
     cases = {}
     for path in sorted(RESUME_CASES.glob("*.py")):
+        if path.stem.endswith("_fixtures"):
+            continue
         spec = importlib.util.spec_from_file_location(f"resume_cases_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
