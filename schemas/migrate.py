@@ -140,8 +140,16 @@ def _plan_contents(table: type, instance, change: TableChange) -> TableChange:
     if contents and issubclass(table, dj.Lookup):
         primary = instance.primary_key
         have = {tuple(row[k] for k in primary) for row in instance.proj().to_dicts()}
-        change.contents = sum(tuple(row[k] for k in primary) not in have for row in contents)
+        change.contents = sum(_primary_values(row, primary, instance.heading.names) not in have for row in contents)
     return change
+
+
+def _primary_values(row, primary: list[str], names: list[str]) -> tuple:
+    """A lookup row's primary key values; DataJoint accepts rows as dicts or as tuples in heading order."""
+    if isinstance(row, dict):
+        return tuple(row[k] for k in primary)
+    values = dict(zip(names, row))
+    return tuple(values[k] for k in primary)
 
 
 def migrate(schemas: Iterable[dj.Schema], *, dry_run: bool = False, changes_only: bool = False) -> list[TableChange]:

@@ -63,7 +63,12 @@ def db(neurofit_home):
     os.environ["NEUROFIT_PREFIX"] = prefix  # subprocesses bind the same schema
     info = schemas.activate(prefix)
     yield info
-    schemas.schema.drop(prompt=False)
+    from neurofit.schemas.extensions import active_schemas
+
+    # Lab schemas first, newest first: MariaDB refuses to drop a schema other schemas' tables reference.
+    for schema in reversed(active_schemas()):
+        if schema.is_activated() and schema.exists:
+            schema.drop(prompt=False)
     if backend == "embedded":
         from neurofit.schemas import connection
 
