@@ -6,12 +6,9 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint install clean
 
-$(VENV)/.installed: pyproject.toml Makefile
-	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "neurofit needs Python 3.10 or newer; run: make PYTHON=python3.11 ..."'
-	$(PYTHON) -m venv $(VENV)
-	# torch first, pinned: a looser request pulls the newest (CUDA, several GB) build on CPU machines.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+# deploy/install.sh is the one install: the Dockerfile runs the same script.
+$(VENV)/.installed: pyproject.toml Makefile deploy/install.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=test EDITABLE=yes sh deploy/install.sh
 	touch $@
 
 install: $(VENV)/.installed

@@ -136,13 +136,18 @@ class TrainingOutcome:
         score: the trainer's validation score of the stored weights.
         history: per-epoch rows (see `TrainResult`).
         weights: the state dict serialised by `neurofit.pipelines.weights.state_dict_to_bytes`.
-        weights_sha256: checksum of ``weights``.
+            Given as ``b""`` with a ``state_dict`` (as `train` does), it is serialised only when
+            read: ``TrainedModel.make_insert`` streams the state dict into the store instead.
+        weights_sha256: checksum of ``weights`` (likewise computed when read).
         data_info: `DataInfo.to_dict()`, enough to rebuild the model without dataloaders.
         provenance: versions, host and device (`neurofit.pipelines.provenance.provenance`).
         duration: wall time of the whole run in seconds (data, model and training).
         artefacts: ``{name: EncodedArtefact}`` of the dataset's ``DataBundle.artefacts``
             (`neurofit.datasets.artefacts`), stored once per dataset, not in ``data_info``.
         n_parameters: trainable parameters of the model.
+        state_dict: the trained weights as CPU tensors (what `train` returns), streamed into the
+            store by ``TrainedModel.make_insert`` without a serialised copy in memory; None when
+            ``weights`` holds them as bytes.
     """
 
     score: float
@@ -154,6 +159,23 @@ class TrainingOutcome:
     duration: float
     artefacts: dict[str, Any] = field(default_factory=dict)
     n_parameters: int = 0
+    state_dict: dict[str, torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        # Unserialised weights: drop the empty values so that reading them reaches __getattr__.
+        if self.state_dict is not None and not self.weights and not self.weights_sha256:
+            del self.__dict__["weights"], self.__dict__["weights_sha256"]
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not set: `weights` and `weights_sha256` of a state dict.
+        state_dict = self.__dict__.get("state_dict")
+        if name not in ("weights", "weights_sha256") or state_dict is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        from .weights import checksum, state_dict_to_bytes
+
+        data = state_dict_to_bytes(state_dict)
+        self.__dict__.update(weights=data, weights_sha256=checksum(data))
+        return self.__dict__[name]
 
 
 def build_data(dataset_fn: str, dataset_config: dict[str, Any], seed: int):
@@ -181,14 +203,15 @@ def load_trained(
     model_config: dict[str, Any],
     data_info,
     seed: int,
-    weights: bytes,
+    weights: bytes | dict[str, torch.Tensor],
     device: str = "cpu",
 ) -> torch.nn.Module:
-    """Rebuild a model and load stored weights; returns it on ``device`` in eval mode."""
+    """Rebuild a model and load stored weights (bytes or a loaded state dict); returns it on ``device`` in eval mode."""
     from .weights import state_dict_from_bytes
 
     model = build_model(model_fn, model_config, data_info, seed)
-    model.load_state_dict(state_dict_from_bytes(weights, map_location=device))
+    state = weights if isinstance(weights, dict) else state_dict_from_bytes(weights, map_location=device)
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 
@@ -220,7 +243,7 @@ def train(
     from .registry import resolve
     from .seeding import set_seed
     from .tracking import wandb_run
-    from .weights import checksum, state_dict_to_bytes
+    from .weights import cpu_state_dict
 
     started = time.perf_counter()
     context = context or RunContext(device=default_device())
@@ -250,17 +273,19 @@ def train(
             "neurofit.pipelines.training.TrainResult"
         )
     trained = result.model if result.model is not None else model
-    weights = state_dict_to_bytes(trained.state_dict())
+    # Serialised later, straight into the store (50 MB: no copy in memory, one sha256 pass).
+    state_dict = cpu_state_dict(trained.state_dict())
     from neurofit.datasets.artefacts import encode_artefact
 
     return TrainingOutcome(
         score=float(result.score),
         history=list(result.history),
-        weights=weights,
-        weights_sha256=checksum(weights),
+        weights=b"",
+        weights_sha256="",
         data_info=jsonable(data.info.to_dict()),
         provenance=provenance(device),
         duration=time.perf_counter() - started,
         artefacts={n: encode_artefact(n, v) for n, v in getattr(data, "artefacts", {}).items()},
         n_parameters=sum(p.numel() for p in trained.parameters() if p.requires_grad),
+        state_dict=state_dict,
     )

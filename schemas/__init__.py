@@ -25,6 +25,7 @@ _EXPORTS = {
     "ArtefactConflict": "artefacts", "DatasetArtefact": "artefacts",
     "Checkpoint": "checkpoints",
     "ConfigTable": "config", "Dataset": "config", "Model": "config", "Seed": "config", "Trainer": "config",
+    "DerivedDataset": "derived",
     "computed_tables": "extensions",
     "Worker": "heartbeat",
     "Performance": "performance",

@@ -11,7 +11,7 @@ schema = dj.Schema()
 #: activated (importing ``neurofit.schemas`` alone declares nothing, so commands start fast).
 TABLE_MODULES = (
     "config", "selection", "checkpoints", "training", "artefacts", "heartbeat", "worker", "performance",
-    "task_performance", "scoring", "probing", "rsa", "similarity", "tuning",
+    "task_performance", "scoring", "probing", "rsa", "similarity", "tuning", "derived",
 )
 
 

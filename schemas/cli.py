@@ -154,9 +154,109 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--dry-run", action="store_true", help="list the changes without making them")
     upgrade.set_defaults(run=_migrate)
 
+    _add_admin_and_server(commands)
+
     builders = commands.add_parser("builders", help="list the registered dataset, model, trainer and analysis builders")
     builders.set_defaults(run=_builders)
+
+    board = commands.add_parser(
+        "leaderboard", help="models of one dataset ranked by mean test CCnorm, with CCraw and parameter counts"
+    )
+    board.add_argument("dataset", metavar="DATASET", help="dataset builder name (e.g. neurofit.synthetic_strf) or hash prefix")
+    board.add_argument("--score", choices=["cc_norm", "cc_raw"], default="cc_norm", help="column to rank by")
+    board.set_defaults(run=_leaderboard)
     return parser
+
+
+def _leaderboard(args) -> int:
+    from . import activate
+    from .leaderboard import leaderboard
+
+    activate(args.prefix)
+    table = leaderboard(args.dataset, score=args.score)
+    if table.empty:
+        print(f"no trained model of {args.dataset!r} has test scores yet; run `neurofit populate`")
+        return 1
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _add_admin_and_server(commands) -> None:
+    """`neurofit admin init` (schemas and least-privilege roles) and `neurofit server status|stop`."""
+    admin = commands.add_parser("admin", help="lab server set-up: schemas and least-privilege roles")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    init = admin_commands.add_parser(
+        "init", help="create the prefix's schemas, a worker role (read/write rows) and a read-only analyst role",
+        description="Run as the server's admin. Workers get SELECT, INSERT, UPDATE, DELETE on the prefix's "
+        "schemas; analysts SELECT. Passwords: $NEUROFIT_WORKER_PASSWORD / $NEUROFIT_ANALYST_PASSWORD, "
+        "else new random ones for new roles (existing roles keep theirs).",
+    )
+    init.add_argument("--worker-role", default=None, help="default: <prefix>neurofit_worker")
+    init.add_argument("--analyst-role", default=None, help="default: <prefix>neurofit_analyst")
+    init.add_argument("--host", default="%", help="MySQL/MariaDB: host pattern the roles may connect from (default %%)")
+    init.add_argument("--backend", choices=["postgresql", "mysql"], default=None,
+                      help="with --print: the SQL dialect (default: the configured backend)")
+    init.add_argument("--print", dest="print_sql", action="store_true",
+                      help="print the SQL instead of running it (nothing is connected to or changed)")
+    init.add_argument("--env-file", default=None, metavar="PATH",
+                      help="write the roles' user names and new passwords here (mode 0600) instead of printing them")
+    init.set_defaults(run=_admin_init)
+
+    server = commands.add_parser("server", help="the embedded PostgreSQL: status, stop (it keeps running between commands)")
+    server_commands = server.add_subparsers(dest="server_command", required=True, metavar="ACTION")
+    server_commands.add_parser("status", help="running or not, pid, port, connected clients").set_defaults(run=_server_status)
+    stop = server_commands.add_parser("stop", help="stop the embedded server (refused while clients are connected)")
+    stop.add_argument("--force", action="store_true", help="stop even while clients are connected")
+    stop.set_defaults(run=_server_stop)
+
+
+def _admin_init(args) -> int:
+    from . import admin
+
+    if args.print_sql:
+        import datajoint as dj
+
+        backend = args.backend or dj.config["database.backend"]
+        plan = admin.plan(args.prefix, backend, worker=args.worker_role, analyst=args.analyst_role, host=args.host,
+                          database=str(dj.config["database.name"] or "postgres"))
+        print(admin.render(plan))
+        return 0
+    plan = admin.init(args.prefix, worker=args.worker_role, analyst=args.analyst_role, host=args.host)
+    print(f"schemas {', '.join(plan.schemas)}: worker {plan.worker.name} ({plan.worker.privileges}), "
+          f"analyst {plan.analyst.name} ({plan.analyst.privileges})")
+    text = admin.credentials(plan)
+    if args.env_file:
+        admin.write_env_file(args.env_file, text)
+        print(f"credentials written to {args.env_file} (mode 0600)")
+    else:
+        print("credentials (shown once; existing roles keep their passwords):\n" + text, end="")
+    return 0
+
+
+def _server_status(args) -> int:
+    import datetime
+
+    from .connection import server_status
+
+    state = server_status()
+    if not state["running"]:
+        print(f"embedded server: not running ({state['folder']}); the next neurofit command starts it")
+        return 0
+    started = datetime.datetime.fromtimestamp(state["started"]).isoformat(timespec="seconds") if state["started"] else "?"
+    clients = "unknown" if state["clients"] is None else state["clients"]
+    idle = f"stops after {state['idle_minutes']:g} idle minutes" if state["idle_minutes"] else "never stops by itself"
+    print(f"embedded server: running, pid {state['pid']}, port {state['port']}, socket {state['socket_dir']}, "
+          f"since {started}; {clients} client(s) connected; {idle} ($NEUROFIT_SERVER_IDLE_MINUTES); "
+          f"data {state['folder']}")
+    return 0
+
+
+def _server_stop(args) -> int:
+    from .connection import stop_embedded
+
+    stopped = stop_embedded(force=args.force)
+    print("embedded server stopped" if stopped else "embedded server was not running")
+    return 0
 
 
 def _demo_names() -> list[str]:
@@ -421,6 +521,11 @@ def main(argv: list[str] | None = None) -> int:
         from neurofit.pipelines.hashing import ConfigError
         from neurofit.pipelines.registry import RegistryError
 
+        from .admin import PRIVILEGE_HINT, is_privilege_error
+
+        if is_privilege_error(error) and not args.verbose:  # e.g. the analyst role writing
+            print(f"error: {error}\n  hint: {PRIVILEGE_HINT}", file=sys.stderr)
+            return 2
         if isinstance(error, (ConfigError, RegistryError, ValueError, FileNotFoundError)) and not args.verbose:
             print(f"error: {error}", file=sys.stderr)
             return 2

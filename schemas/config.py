@@ -17,6 +17,7 @@ import datajoint as dj
 from neurofit.pipelines import config_files, hashing, registry
 
 from ._schema import schema
+from .cascading import CascadesToDerived
 
 
 class ConfigTable:
@@ -144,7 +145,7 @@ def _definition(kind: str) -> str:
 
 
 @schema
-class Dataset(ConfigTable, dj.Manual):
+class Dataset(ConfigTable, CascadesToDerived, dj.Manual):
     """One dataset configuration: a registered dataset builder with complete hyperparameters."""
 
     kind = "dataset"
@@ -152,7 +153,7 @@ class Dataset(ConfigTable, dj.Manual):
 
 
 @schema
-class Model(ConfigTable, dj.Manual):
+class Model(ConfigTable, CascadesToDerived, dj.Manual):
     """One model configuration: a registered model builder with complete hyperparameters."""
 
     kind = "model"
@@ -160,7 +161,7 @@ class Model(ConfigTable, dj.Manual):
 
 
 @schema
-class Trainer(ConfigTable, dj.Manual):
+class Trainer(ConfigTable, CascadesToDerived, dj.Manual):
     """One trainer configuration: a registered trainer function with complete hyperparameters."""
 
     kind = "trainer"
@@ -168,7 +169,7 @@ class Trainer(ConfigTable, dj.Manual):
 
 
 @schema
-class Seed(dj.Manual):
+class Seed(CascadesToDerived, dj.Manual):
     """One random seed, passed to the dataset, model and trainer builders of a training run."""
 
     definition = """

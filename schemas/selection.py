@@ -8,6 +8,7 @@ from typing import Any, Iterable
 import datajoint as dj
 
 from ._schema import schema
+from .cascading import CascadesToDerived
 from .config import Dataset, Model, Seed, Trainer
 
 
@@ -27,7 +28,7 @@ def _as_keys(table, items, name: str) -> list[dict[str, Any]]:
 
 
 @schema
-class TrainingSelection(dj.Manual):
+class TrainingSelection(CascadesToDerived, dj.Manual):
     """One dataset x model x trainer x seed combination that a lab chose to train.
 
     `TrainedModel` trains exactly these rows, never the cross product of all configs.

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import datajoint as dj
 from datajoint.builtin_codecs.npy import NpyRef
@@ -102,6 +103,63 @@ def read_stored(ref):
     """
     check_stored_path(ref)
     return ref.load() if isinstance(ref, NpyRef) else ref.read()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing and reading large objects without copies (weights: ``benchmarks/weights_store.py``)
+# ---------------------------------------------------------------------------------------------
+
+
+def insert_streamed(table, row: dict[str, Any], attribute: str, write: Callable[[BinaryIO], dict], *,
+                    ext: str = "") -> None:
+    """Insert ``row`` with its ``<object@neurofit>`` attribute written straight into the store.
+
+    ``write(file)`` writes the content into an open binary file in the store (a local file, or
+    an S3 multipart upload) and returns further attributes of the row (e.g. its checksum). No
+    copy of the content is held in memory, and on an error the written object is removed and
+    no row is inserted (DataJoint's staged insert).
+
+    Args:
+        table: the table to insert into.
+        row: every attribute except ``attribute`` and those ``write`` returns.
+        attribute: the ``<object@...>`` attribute to write.
+        write: ``file -> {attribute: value}``.
+        ext: file name extension of the stored object (e.g. ``".pt"``).
+    """
+    with table.staged_insert1 as staged:
+        staged.rec.update(row)
+        with staged.open(attribute, ext) as handle:
+            extra = write(handle)
+        staged.rec.update(extra or {})
+
+
+def load_stored_state_dict(ref, expected_sha256: str, map_location="cpu", *, what: str = "weights") -> dict:
+    """Verify a stored ``torch.save`` file against its sha256 and load it (``weights_only=True``).
+
+    A file store's object is hashed and loaded through a memory map, where it lies; an object
+    store's is read once into memory. Either way the path is checked first (`check_stored_path`).
+
+    Raises:
+        StoredPathError: the stored path leaves the store; nothing was opened.
+        neurofit.pipelines.weights.ChecksumError: the bytes do not match the checksum.
+    """
+    from neurofit.pipelines.weights import (
+        ChecksumError,
+        checksum,
+        load_state_dict_file,
+        state_dict_from_bytes,
+    )
+
+    full = check_stored_path(ref)
+    if _store_spec().get("protocol", "file") == "file":
+        return load_state_dict_file(full, expected_sha256, map_location, what=what)
+    data = ref.read()
+    if checksum(data) != expected_sha256:
+        raise ChecksumError(
+            f"stored {what} {ref.path} do not match their checksum: the object was changed or "
+            "corrupted after it was written; delete its row and compute it again"
+        )
+    return state_dict_from_bytes(data, map_location=map_location)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,6 +47,11 @@ __all__ = [
     "state_r2",
     "cycle_consistency",
     "bits_per_spike",
+    "co_bps",
+    "state_r2_both",
+    "bit_accuracy",
+    "run_task_model",
+    "compare_dynamics",
 ]
 
 
@@ -428,3 +433,148 @@ def bits_per_spike(predicted_rates: ArrayLike, spikes: ArrayLike, *, eps: float 
     log_null = np.log(null)
     ll_null = np.sum(counts * log_null) - np.sum(n_present * null)
     return float((ll_model - ll_null) / (total * math.log(2.0)))
+
+
+# ----------------------------------------------------------------------------------------
+# additions for the Computation-Through-Dynamics workflow
+# ----------------------------------------------------------------------------------------
+
+
+def co_bps(
+    predicted_rates: ArrayLike, spikes: ArrayLike, n_heldin: int, *, variant: str = "nlb"
+) -> float:
+    """Co-smoothing bits per spike: `bits_per_spike` of the held-out neurons only.
+
+    The model saw the first ``n_heldin`` neurons' spikes and predicts every neuron; the score is
+    that of neurons ``n_heldin:`` (NLB's co-bps). ``variant="ctd"`` reproduces CtD's
+    ``bits_per_spike`` (``ctd/data_modeling/callbacks/metrics.py``): float32 arithmetic on
+    log-rates, and the null rate offset by torch's ``poisson_nll_loss`` eps (1e-8) everywhere
+    instead of only where it is 0; the two agree to a few 1e-6 on typical data.
+
+    Args:
+        predicted_rates: (n_trials, T, N) or (n_samples, N) expected counts, > 0.
+        spikes: observed counts, same shape.
+        n_heldin: neurons seen by the model, 1 <= n_heldin < N.
+        variant: "nlb" (default) or "ctd".
+
+    Returns:
+        Bits per spike of the held-out neurons (NaN without held-out spikes).
+    """
+    rates, counts = np.asarray(predicted_rates), np.asarray(spikes)
+    _same_shape("predicted_rates", rates, "spikes", counts)
+    if not 1 <= int(n_heldin) < rates.shape[-1]:
+        raise ValueError(f"n_heldin={n_heldin} must lie in [1, {rates.shape[-1]}) to leave held-out neurons")
+    if variant == "nlb":
+        return bits_per_spike(rates[..., n_heldin:], counts[..., n_heldin:])
+    if variant != "ctd":
+        raise ValueError(f"variant {variant!r}: use 'nlb' or 'ctd'")
+    r = _as_signal(rates[..., n_heldin:], "predicted_rates").astype(np.float32)
+    k = _as_signal(counts[..., n_heldin:], "spikes").astype(np.float32)
+    null = k.mean(axis=0, keepdims=True)
+    ll_model = np.sum(k * np.log(r) - r, dtype=np.float64)
+    ll_null = np.sum(k * np.log(null + np.float32(1e-8)) - null, dtype=np.float64)
+    total = float(k.sum())
+    return float((ll_model - ll_null) / total / math.log(2.0)) if total else math.nan
+
+
+def state_r2_both(
+    true_latents_train: ArrayLike,
+    inferred_latents_train: ArrayLike,
+    true_latents_val: ArrayLike,
+    inferred_latents_val: ArrayLike,
+) -> dict[str, float]:
+    """State R² in both directions.
+
+    ``true_to_inferred`` is CtD's state R² (`state_r2`: penalises inferred dimensions the true
+    system does not explain); ``inferred_to_true`` maps the inferred latents to the true ones
+    (penalises true dimensions the model misses; CtD's "latent R²" in the other direction).
+
+    Returns:
+        ``{"true_to_inferred": float, "inferred_to_true": float}``.
+    """
+    return {
+        "true_to_inferred": state_r2(true_latents_train, inferred_latents_train, true_latents_val,
+                                     inferred_latents_val),
+        "inferred_to_true": state_r2(inferred_latents_train, true_latents_train, inferred_latents_val,
+                                     true_latents_val),
+    }
+
+
+def bit_accuracy(outputs: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None) -> float:
+    """Fraction of (trial, step, bit) entries the mask keeps where ``outputs > 0.5`` equals the bit.
+
+    Args:
+        outputs: (n_trials, T, n_bits) the task model's outputs.
+        targets: the same shape, bits in {0, 1}.
+        mask: the same shape (or (n_trials, T)), 0 = ignored; None keeps every entry.
+    """
+    outputs, targets = np.asarray(outputs), np.asarray(targets)
+    _same_shape("outputs", outputs, "targets", targets)
+    keep = np.ones(outputs.shape, bool) if mask is None else np.broadcast_to(
+        np.asarray(mask).reshape(np.shape(mask) + (1,) * (outputs.ndim - np.ndim(mask))), outputs.shape) > 0
+    if not keep.any():
+        raise ValueError("the mask keeps no entry")
+    return float(np.mean(((outputs > 0.5) == (targets > 0.5))[keep]))
+
+
+def run_task_model(model, loaders_by_tier, device="cpu") -> dict[str, dict[str, np.ndarray]]:
+    """A task model's outputs and latents on every trial of its data, tier by tier, in loader order.
+
+    Args:
+        model: with ``run(inputs) -> (outputs, latents)`` (`neurofit.models.task_rnns.TaskRNN`).
+        loaders_by_tier: ``{tier: {"all": loader}}`` of a task dataset; each loader's dataset is
+            read in its stored order (a shuffling train loader would make the result irreproducible).
+        device: where the model runs.
+
+    Returns:
+        ``{tier: {"inputs", "targets", "weights", "outputs", "latents"}}`` float64 arrays
+        (n_trials, T, ...).
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    out: dict[str, dict[str, np.ndarray]] = {}
+    was = model.training
+    model.to(device).eval()
+    try:
+        with torch.no_grad():
+            for tier, sessions in loaders_by_tier.items():
+                parts: dict[str, list] = {}
+                loader = sessions["all"]
+                for batch in DataLoader(loader.dataset, batch_size=loader.batch_size or 64):
+                    outputs, latents = model.run(batch["inputs"].to(device))
+                    for name, value in (("inputs", batch["inputs"]), ("targets", batch["targets"]),
+                                        ("weights", batch["weights"]), ("outputs", outputs), ("latents", latents)):
+                        parts.setdefault(name, []).append(value.double().cpu().numpy())
+                out[tier] = {k: np.concatenate(v) for k, v in parts.items()}
+    finally:
+        model.train(was)
+    return out
+
+
+def compare_dynamics(true: dict[str, np.ndarray], inferred: dict[str, np.ndarray], n_heldin: int,
+                     *, bps_variant: str = "nlb") -> dict[str, float]:
+    """CtD's comparison of a data-trained model with the task model that generated its data.
+
+    Args:
+        true: ``train_latents``, ``valid_latents`` (n, T, L_true) and ``valid_activity``
+            (n, T, N) true rates, ``valid_recon_data`` (n, T, N) spikes (CtD h5 keys).
+        inferred: ``train_latents``, ``valid_latents`` (n, T, L) and ``train_rates``,
+            ``valid_rates`` (n, T, N) of the data-trained model on the same trials.
+        n_heldin: held-in neurons (the first ones).
+        bps_variant: co-bps definition, "nlb" or "ctd" (`co_bps`).
+
+    Returns:
+        ``rate_r2``, ``state_r2`` (true -> inferred, CtD), ``state_r2_reverse`` (inferred ->
+        true), ``cycle_consistency`` and ``co_bps``.
+    """
+    both = state_r2_both(true["train_latents"], inferred["train_latents"], true["valid_latents"],
+                         inferred["valid_latents"])
+    return {
+        "rate_r2": rate_r2(true["valid_activity"], inferred["valid_rates"]),
+        "state_r2": both["true_to_inferred"],
+        "state_r2_reverse": both["inferred_to_true"],
+        "cycle_consistency": cycle_consistency(inferred["train_latents"], inferred["train_rates"],
+                                               inferred["valid_latents"], inferred["valid_rates"]),
+        "co_bps": co_bps(inferred["valid_rates"], true["valid_recon_data"], n_heldin, variant=bps_variant),
+    }

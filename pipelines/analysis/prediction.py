@@ -763,3 +763,197 @@ def split_half_cc_max(repeats: ArrayLike, n_splits: int = 126, seed: int = 0) ->
     cc_half[ok] = cov_ab[ok] / np.sqrt(var_a[ok] * var_b[ok])
     mean_abs = np.abs(np.clip(cc_half, -1.0, 1.0).mean(axis=0))
     return np.sqrt(2.0 * mean_abs / (1.0 + mean_abs))
+
+
+# ----------------------------------------------------------------------------------------
+# auditory-encoding scores (deepSTRF's benchmark): Hsu-normalised CC, TTRC, Sahani-Linden
+# predictive power, signal power explained, jackknife intervals of CCnorm
+#
+# Same layout as above: ``repeats`` (n_repeats, n_samples, n_neurons), ``predictions``
+# (n_samples, n_neurons), powers over samples with ddof 0.
+#
+# References:
+#     Pennington, J. R. & David, S. V. (2023). A convolutional neural network provides a
+#     generalizable model of natural sound coding by neural populations in auditory cortex.
+#     PLoS Comput. Biol. 19(5): e1011110.
+#
+#     Efron, B. & Stein, C. (1981). The jackknife estimate of variance. Ann. Stat. 9: 586-596.
+# ----------------------------------------------------------------------------------------
+
+__all__ += [
+    "cc_max_schoppe",
+    "cc_max_hsu",
+    "cc_norm_hsu",
+    "ttrc",
+    "predictive_power",
+    "signal_power_explained",
+    "cc_norm_jackknife",
+]
+
+#: CCmax from the signal power (Schoppe et al. 2016); the same function as :func:`cc_max`.
+cc_max_schoppe = cc_max
+#: CCmax from split halves with Spearman-Brown (Hsu et al. 2004); :func:`split_half_cc_max`.
+cc_max_hsu = split_half_cc_max
+
+
+def cc_norm_hsu(repeats: ArrayLike, predictions: ArrayLike, n_splits: int = 126, seed: int = 0) -> np.ndarray:
+    """deepSTRF's normalised CC per neuron: ``CCabs / CCmax_hsu`` (split-half ceiling).
+
+    Policy: NaN where the split-half ceiling is 0 (no reliable signal).
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons).
+        predictions: Predictions, shape (n_samples, n_neurons).
+        n_splits, seed: see :func:`split_half_cc_max`.
+
+    Returns:
+        CCnorm (Hsu) per neuron, shape (n_neurons,), NaN where undefined.
+
+    Examples:
+        >>> r = np.array([[[0.0], [2.0], [4.0]], [[1.0], [3.0], [5.0]]])
+        >>> cc_norm_hsu(r, np.array([[1.0], [2.0], [3.0]]))
+        array([1.])
+    """
+    ceiling = split_half_cc_max(repeats, n_splits=n_splits, seed=seed)
+    raw = cc_abs(repeats, predictions)
+    return np.divide(raw, ceiling, out=np.full_like(raw, np.nan), where=ceiling > 0)
+
+
+def _z(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z-scores over the sample axis (-2) and whether each series varies (ddof 0)."""
+    centred = values - values.mean(axis=-2, keepdims=True)
+    sd = np.sqrt((centred**2).mean(axis=-2, keepdims=True))
+    varies = sd > 0
+    return np.divide(centred, sd, out=np.zeros_like(centred), where=varies), varies[..., 0, :]
+
+
+def ttrc(repeats: ArrayLike, predictions: ArrayLike) -> np.ndarray:
+    """Trial-to-trial-reliability-corrected correlation per neuron (Pennington & David 2023).
+
+    ::
+
+        TTRC = mean_k corr(ŷ, r_k) / sqrt(mean_{k != j} corr(r_k, r_j))
+
+    the single-trial prediction correlation divided by the square root of the mean pairwise
+    correlation between repeats (all Pearson r over samples, ddof 0). Policy: NaN where the mean
+    repeat-to-repeat correlation is <= 0; a constant repeat or prediction counts as r = 0.
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons).
+        predictions: Predictions, shape (n_samples, n_neurons).
+
+    Returns:
+        TTRC per neuron, shape (n_neurons,), NaN where undefined.
+
+    Examples:
+        >>> r = np.array([[[0.0], [2.0], [4.0]], [[1.0], [3.0], [5.0]]])
+        >>> ttrc(r, np.array([[1.0], [2.0], [3.0]]))
+        array([1.])
+    """
+    repeats, predictions = _check_repeats_and_predictions(repeats, predictions)
+    n_repeats, n_samples = repeats.shape[:2]
+    z_r, _ = _z(repeats)
+    z_p, _ = _z(predictions)
+    single = np.einsum("ksn,sn->kn", z_r, z_p) / n_samples  # (n_repeats, n_neurons)
+    pairs = np.einsum("ksn,jsn->kjn", z_r, z_r) / n_samples
+    off_diagonal = (pairs.sum(axis=(0, 1)) - np.einsum("kkn->n", pairs)) / (n_repeats * (n_repeats - 1))
+    reliable = off_diagonal > 0
+    return np.divide(single.mean(axis=0), np.sqrt(np.where(reliable, off_diagonal, 1.0)),
+                     out=np.full(off_diagonal.shape, np.nan), where=reliable)
+
+
+def predictive_power(repeats: ArrayLike, predictions: ArrayLike) -> np.ndarray:
+    """Sahani & Linden (2003) predictive power per neuron, from the single-trial error.
+
+    ::
+
+        TP = mean_k P(r_k)                 total power
+        SP = (N P(ȳ) - TP) / (N - 1)       signal power (:func:`signal_power`)
+        E  = mean_k P(r_k - ŷ)             power of the single-trial error
+        PP = (TP - E) / SP
+
+    The expected error of a prediction ŷ is P(s - ŷ) + NP, so PP estimates 1 - P(s - ŷ) / P(s):
+    the fraction of the signal power the model explains (1 for ŷ = s, 0 for a constant ŷ at
+    the mean, negative for worse). Algebraically equal to :func:`signal_power_explained`
+    (``TP - E = 2 Cov(ȳ, ŷ) - P(ŷ) = P(ȳ) - P(ȳ - ŷ)``).
+
+    deepSTRF's ``sahani_performance`` (urancon/deepSTRF ``metrics/metrics.py``, 83a4bd5)
+    computes TP from the trial-averaged response, so its SP collapses to P(ȳ); that is not
+    this definition (see the project note ``metrics.md``).
+
+    Policy: NaN where SP <= 0.
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 2, n_samples >= 2, n_neurons).
+        predictions: Predictions, shape (n_samples, n_neurons), in response units.
+
+    Returns:
+        Predictive power per neuron, shape (n_neurons,), at most about 1, NaN where undefined.
+
+    Examples:
+        >>> r = np.array([[[0.0], [2.0]], [[2.0], [4.0]]])  # s = (1, 3), SP = 1
+        >>> predictive_power(r, np.array([[1.0], [3.0]]))
+        array([1.])
+    """
+    repeats, predictions = _check_repeats_and_predictions(repeats, predictions)
+    sp, _ = _signal_power(repeats)
+    total = repeats.var(axis=1).mean(axis=0)
+    error = (repeats - predictions[None]).var(axis=1).mean(axis=0)
+    return np.divide(total - error, sp, out=np.full_like(sp, np.nan), where=sp > 0)
+
+
+def signal_power_explained(repeats: ArrayLike, predictions: ArrayLike) -> np.ndarray:
+    """Signal power explained per neuron (Schoppe et al. 2016, ``calc_SPE.m``).
+
+    ``SPE = (P(ȳ) - P(ȳ - ŷ)) / SP``, powers with ddof 0 (Schoppe's MATLAB uses ddof 1
+    throughout, which gives the same ratio up to SP's (T-1)/T). Equal to
+    :func:`predictive_power`. Policy: NaN where SP <= 0.
+
+    Examples:
+        >>> r = np.array([[[0.0], [2.0]], [[2.0], [4.0]]])
+        >>> signal_power_explained(r, np.array([[1.0], [3.0]]))
+        array([1.])
+    """
+    repeats, predictions = _check_repeats_and_predictions(repeats, predictions)
+    sp, power_of_mean = _signal_power(repeats)
+    residual = (repeats.mean(axis=0) - predictions).var(axis=0)
+    return np.divide(power_of_mean - residual, sp, out=np.full_like(sp, np.nan), where=sp > 0)
+
+
+def cc_norm_jackknife(
+    repeats: ArrayLike, predictions: ArrayLike, confidence: float = 0.95
+) -> dict[str, np.ndarray]:
+    """Leave-one-repeat-out jackknife of CCnorm per neuron, with a confidence interval.
+
+    For each repeat k, :func:`cc_norm` of the other N - 1 repeats (``calc_CCnorm_jackknife`` of
+    Schoppe's code keeps these values and their percentiles). The jackknife standard error is
+    ``sqrt((N - 1) / N · Σ_k (θ_k - θ̄)²)`` and the interval ``CCnorm ± z · SE`` with z the
+    normal quantile of ``confidence`` (Efron & Stein 1981). Needs N >= 3 repeats (each
+    leave-one-out set must keep 2). Neurons with an undefined leave-one-out value get NaN.
+
+    Args:
+        repeats: Responses, shape (n_repeats >= 3, n_samples >= 2, n_neurons).
+        predictions: Predictions, shape (n_samples, n_neurons).
+        confidence: coverage of the interval, in (0, 1).
+
+    Returns:
+        ``{"cc_norm", "se", "low", "high"}`` each (n_neurons,), and ``"values"``
+        (n_repeats, n_neurons) the leave-one-out estimates.
+
+    Raises:
+        ValueError: fewer than 3 repeats, or ``confidence`` outside (0, 1).
+    """
+    from statistics import NormalDist
+
+    repeats, predictions = _check_repeats_and_predictions(repeats, predictions)
+    n = repeats.shape[0]
+    if n < 3:
+        raise ValueError(f"the jackknife of CCnorm needs >= 3 repeats, got {n} (shape {repeats.shape})")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    keep = ~np.eye(n, dtype=bool)
+    values = np.stack([cc_norm(repeats[keep[k]], predictions) for k in range(n)])  # loop over repeats
+    estimate = cc_norm(repeats, predictions)
+    se = np.sqrt((n - 1) / n * ((values - values.mean(axis=0)) ** 2).sum(axis=0))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    return {"cc_norm": estimate, "se": se, "low": estimate - z * se, "high": estimate + z * se, "values": values}

@@ -71,6 +71,8 @@ __all__ = [
     "directionally_tuned",
     "direction_uniformity",
     "tuning_summary",
+    "label_tuning",
+    "paired_test",
 ]
 
 #: Every feature model :func:`design_matrix` and :func:`fit_tuning` know.
@@ -562,6 +564,7 @@ def fit_tuning(
     test_fraction: float = 0.2,
     seed: int = 42,
     crop: int = 0,
+    crop_reference: int | None = None,
     models: Sequence[str] | None = None,
 ) -> TuningResult:
     """Fits DeepDraw's tuning models to every unit of a layer; scores them on held-out trajectories.
@@ -574,8 +577,13 @@ def fit_tuning(
        ``ceil(test_fraction * n_trajectories)`` entries of
        ``np.random.RandomState(seed).permutation(n_trajectories)`` are the test set (the
        same split DeepDraw uses with 0.2 and 42).
-    2. The first and last ``crop`` time points of every trajectory are dropped (DeepDraw's
-       ``tcoff``), and trajectories x time are flattened into samples.
+    2. Time points are cropped, then trajectories x time are flattened into samples. By
+       default the first and last ``crop`` time points of every trajectory (in the units' own
+       samples) are dropped: neurofit's symmetric crop. DeepDraw's published analysis
+       (``rowwise_neuron_curves.tune``) keeps ``[tcoff : 320 - tcoff]`` of each layer's own
+       samples, 320 being the number of *input* samples; for a strided layer (fewer than 320
+       steps) the end index lies beyond its last step, so it loses only its start. Pass
+       ``crop_reference=320`` (the input length) to replicate that.
     3. For each model (``"feature/model"``, see :func:`design_matrix`) samples where the
        model's regressors are undefined (zero vectors for the θ-based models) are dropped,
        then every unit is fitted by ordinary least squares with intercept on the training
@@ -616,8 +624,14 @@ def fit_tuning(
             ``test_fraction`` and ``seed``.
         test_fraction: Fraction of trajectories held out, in (0, 1) (DeepDraw: 0.2).
         seed: Seed of the split (DeepDraw: 42).
-        crop: Time points dropped at each end of every trajectory, >= 0 (DeepDraw: the
-            number of layer time points centred at input time <= 32).
+        crop: Time points dropped at the start of every trajectory and, with the default
+            ``crop_reference=None``, also at its end (neurofit's symmetric crop; for
+            unstrided layers this equals DeepDraw's). DeepDraw's ``tcoff`` is the number of
+            layer steps centred at input time <= 32.
+        crop_reference: Replicates DeepDraw's crop: keep time points ``crop <= t <
+            crop_reference - crop`` of each trajectory's own samples, with ``crop_reference``
+            the number of input samples (DeepDraw: 320). A strided layer then loses only its
+            first ``crop`` steps, as in the paper. None: the symmetric crop above.
         models: ``"feature/model"`` names to fit, in output order. Default:
             :func:`default_models` of the feature names (DeepDraw's four models per feature,
             plus ``position/position_polar``).
@@ -650,7 +664,13 @@ def fit_tuning(
     parsed = _parse_models(models, list(feats))
     is_train = _split(n_traj, ids, train_trajectories, test_fraction, seed)
 
-    kept = (t >= crop) & (t < length - crop)
+    if crop_reference is not None and not (
+        isinstance(crop_reference, (int, np.integer)) and not isinstance(crop_reference, bool)
+        and crop_reference > 0
+    ):
+        raise ValueError(f"crop_reference must be a positive integer or None, got {crop_reference!r}")
+    stop = length - crop if crop_reference is None else np.full_like(length, crop_reference - crop)
+    kept = (t >= crop) & (t < stop)
     sets = []
     for in_set, label in ((is_train[traj], "training"), (~is_train[traj], "test")):
         rows = np.flatnonzero(kept & in_set)
@@ -976,3 +996,101 @@ def tuning_summary(
         summary[f"mean_r2_test/{name}"] = float(mean)
         summary[f"median_r2_test/{name}"] = float(median)
     return summary
+
+
+# ----------------------------------------------------------------------------------------
+# label tuning and trained-vs-control comparisons
+# ----------------------------------------------------------------------------------------
+
+
+def _class_auc(ranks: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """One-vs-rest ROC AUC of every unit for every class from per-unit ranks (n, n_units)."""
+    onehot = (labels[:, None] == classes[None]).astype(np.float64)  # (n, n_classes)
+    n_pos = onehot.sum(axis=0)
+    n_neg = len(labels) - n_pos
+    rank_sums = onehot.T @ ranks  # (n_classes, n_units)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (rank_sums - (n_pos * (n_pos + 1) / 2)[:, None]) / (n_pos * n_neg)[:, None]
+    return auc.T  # (n_units, n_classes)
+
+
+def label_tuning(
+    activations: ArrayLike, labels: ArrayLike, train: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label tuning of every unit: one-vs-rest ROC AUC of its trajectory-mean activation.
+
+    DeepDraw (``tune_row_label``) fits a one-vs-rest linear classifier to each unit's activity
+    and scores the macro ROC AUC on held-out trajectories, reported as ``2 (AUC - 0.5)``. With
+    one regressor, a class's linear decision function is the activation times a sign, so the
+    classifier reduces to that sign: it is chosen on the training trajectories (the direction
+    with AUC >= 0.5) and the test AUC is read with it. All units at once, by ranks (ties
+    count half).
+
+    Args:
+        activations: (n_trajectories, n_units), e.g. each unit's mean over time.
+        labels: (n_trajectories,) class labels.
+        train: (n_trajectories,) bool, the training trajectories (the rest are the test set).
+
+    Returns:
+        ``(score, auc)``: (n_units,) ``2 (macro test AUC - 0.5)`` in [-1, 1] (0 = chance), the
+        macro mean over the classes the test set has (a class missing from the test set, or
+        the only one there, has NaN AUC and is left out; NaN if none is left), and
+        (n_units, n_classes) test AUC per class with the sign applied.
+
+    Raises:
+        ValueError: on mismatched shapes or a split without both sets.
+    """
+    from scipy.stats import rankdata
+
+    y = _as_float(activations, "activations")
+    labels = np.asarray(labels)
+    train = np.asarray(train, dtype=bool)
+    if y.ndim != 2 or labels.shape != (len(y),) or train.shape != (len(y),):
+        raise ValueError(
+            f"need activations (n, n_units), labels (n,) and train (n,); got {y.shape}, "
+            f"{labels.shape}, {train.shape}"
+        )
+    if train.all() or not train.any():
+        raise ValueError("label tuning needs both training and test trajectories")
+    classes = np.unique(labels[train])
+    sign = np.where(_class_auc(rankdata(y[train], axis=0), labels[train], classes) >= 0.5, 1.0, -1.0)
+    auc = _class_auc(rankdata(y[~train], axis=0), labels[~train], classes)
+    auc = np.where(sign > 0, auc, 1.0 - auc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a unit with no scorable class gives NaN
+        return 2.0 * (np.nanmean(auc, axis=1) - 0.5), auc
+
+
+def paired_test(trained: ArrayLike, control: ArrayLike) -> dict[str, float]:
+    """Paired comparison of a metric across seeds: trained networks against their controls.
+
+    The values of seed ``i`` of both arrays form a pair (e.g. a layer's fraction of tuned
+    units, trained and untrained, for the same seed). Reports the paired t-test and the
+    Wilcoxon signed-rank test (DeepDraw's comparisons of trained and control networks).
+
+    Args:
+        trained, control: (n_seeds,) values, finite, paired by position.
+
+    Returns:
+        ``n``, ``mean_trained``, ``mean_control``, ``mean_difference`` (trained - control),
+        ``t``, ``p_t`` (two-sided paired t-test; NaN with fewer than 2 pairs or no spread of
+        the differences), ``p_wilcoxon`` (two-sided exact signed-rank; NaN if every
+        difference is 0). With 2 seeds the smallest possible Wilcoxon p is 0.5: the test
+        cannot reject, and that is reported, not hidden.
+    """
+    from scipy import stats
+
+    a = _as_float(trained, "trained").reshape(-1)
+    b = _as_float(control, "control").reshape(-1)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"trained and control need one value per seed each, got {a.shape} and {b.shape}")
+    d = a - b
+    out = {"n": int(a.size), "mean_trained": float(a.mean()), "mean_control": float(b.mean()),
+           "mean_difference": float(d.mean()), "t": float("nan"), "p_t": float("nan"),
+           "p_wilcoxon": float("nan")}
+    if a.size >= 2 and np.std(d) > 0:
+        result = stats.ttest_rel(a, b)
+        out.update(t=float(result.statistic), p_t=float(result.pvalue))
+    if np.any(d != 0):
+        out["p_wilcoxon"] = float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue)
+    return out

@@ -20,6 +20,6 @@ def forget_test_only_builders():
         return
     for kind in KINDS:
         table = getattr(schemas, kind.capitalize())
-        keys = [key for key in table.fetch("KEY") if not key[f"{kind}_fn"].startswith("neurofit.")]
+        keys = [key for key in table.keys() if not key[f"{kind}_fn"].startswith("neurofit.")]
         if keys:
             (table & keys).delete(prompt=False)
