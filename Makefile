@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test files run on this many processes (each with its own embedded database); 0 runs them in this one.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint install clean
 
@@ -17,7 +19,7 @@ demo: $(VENV)/.installed
 	$(BIN)/neurofit demo
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

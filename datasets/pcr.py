@@ -340,8 +340,9 @@ def generate_pcr(n_per_class: int = 120, n_time: int = 64, seed: int = 0, *, n_c
         if not need.any():
             break
         # A class whose augmentations are often unreachable would starve if only its shortfall
-        # were redrawn: oversample it (x2 per round, at most x16) and keep the first accepted.
-        labels = np.repeat(np.arange(n_classes), need * 1)
+        # were redrawn: from the 6th round on, oversample it (x2 per round, at most x16) and keep
+        # the first accepted. Data that fill within 5 rounds are drawn exactly as before.
+        labels = np.repeat(np.arange(n_classes), need * min(2 ** max(round_ - 5, 0), 16))
         xy, world, start, end, latents = _candidates(labels, n_time, rng, planes, trajectories, pools, max_noise)
         hand = world @ arm.SHOULDER_TO_WORLD  # shoulder = S' world, row vectors
         q = arm.inverse_kinematics(hand)

@@ -16,7 +16,7 @@ def analysed(db):
     from neurofit.schemas import demo_deepdraw
     from neurofit.schemas.populating import populate
 
-    configs = demo_deepdraw.insert_configs(DATA, MODEL, {"max_epochs": 15, "lr": 3e-3, "patience": 5}, [1, 2], comment="deepdraw test")
+    configs = demo_deepdraw.insert_configs(DATA, MODEL, {"max_epochs": 15, "lr": 3e-3}, [1, 2], comment="deepdraw test")
     populate(["TrainedModel"], display_progress=False, suppress_errors=False)
     demo_deepdraw.analyse(configs, stimulus_set="deepdraw_test")
     return configs, demo_deepdraw.summary(configs, stimulus_set="deepdraw_test")

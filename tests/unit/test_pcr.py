@@ -98,7 +98,7 @@ def test_uci_style_files_are_read_and_malformed_ones_refused(tmp_path):
 
 
 def test_oversampled_rounds_keep_only_each_class_shortfall():
-    # Class 1 is oversampled 4x for a shortfall of 2: only its first two accepted candidates count.
+    # Class 1 is oversampled 2x for a shortfall of 2: only its first two accepted candidates count.
     labels = np.array([0, 1, 1, 1, 1])
     ok = np.array([True, False, True, True, True])
     keep = ok & (pcr._rank_within_class(labels, ok) < np.array([1, 2])[labels])
