@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prefix_schemas import drop_prefix_schemas
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -85,8 +86,6 @@ def crashes(results) -> list[str]:
 @pytest.fixture
 def new_schema(db):
     """Names for schemas only subprocesses create; every one of them is dropped afterwards."""
-    import datajoint as dj
-
     names = []
 
     def make() -> tuple[str, str]:
@@ -95,9 +94,8 @@ def new_schema(db):
         return prefix, names[-1]
 
     yield make
-    conn = dj.conn()
     for name in names:
-        conn.query(conn.adapter.drop_schema_sql(name))
+        drop_prefix_schemas(name[: -len("neurofit")])
 
 
 def problems(name: str) -> list[str]:

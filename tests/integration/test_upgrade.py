@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prefix_schemas import drop_prefix_schemas
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -91,17 +92,7 @@ def _run(script: str, prefix: str, pythonpath: Path | None = None) -> dict:
 
 
 def _drop(prefix: str) -> None:
-    import datajoint as dj
-
-    connection = dj.conn()
-    quote = '"' if connection.adapter.backend == "postgresql" else "`"
-    keyword = "SCHEMA" if connection.adapter.backend == "postgresql" else "DATABASE"
-    cascade = " CASCADE" if connection.adapter.backend == "postgresql" else ""
-    # Every schema of the prefix, neurofit's last: MariaDB refuses to drop one that others reference.
-    listing = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s"
-    names = [row[0] for row in connection.query(listing, args=(prefix.replace("_", "\\_") + "%",)).fetchall()]
-    for name in sorted(names, key=lambda name: name == f"{prefix}neurofit"):
-        connection.query(f"DROP {keyword} IF EXISTS {quote}{name}{quote}{cascade}")
+    drop_prefix_schemas(prefix)
 
 
 def test_a_database_of_the_previous_release_is_upgraded_and_keeps_working(db, tmp_path):
