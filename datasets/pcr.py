@@ -23,6 +23,12 @@ Pipeline (Sandbrink, Mamidanna et al., eLife 2023; ``amathislab/DeepDraw``, ``da
 4. **Muscles** (`neurofit.datasets.muscles`): fibre lengths of 25 muscles and their velocities,
    ``spindle`` (N, 25, T, 2).
 
+``muscle_model`` chooses the arm and muscles of steps 3-4: ``"opensim_surrogate"`` (the default,
+above) or ``"motornet"`` (`neurofit.datasets.motornet_arm`: motornet's planar 2-joint
+``RigidTendonArm26``, analytic IK, 6 muscles, ``spindle`` (N, 6, T, 2); horizontal plane only,
+its start points from `motornet_arm.start_point_pool`). Rejection, noise and spindle velocities
+(``np.gradient`` of the noisy lengths) are the same for both.
+
 Kinematic features per time step are kept for tuning analyses: end-effector position in the
 drawing plane, its velocity, acceleration, speed and direction, 3-D position, joint angles.
 """
@@ -32,20 +38,23 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import arm, muscles
+from . import arm, motornet_arm, muscles
 from .info import DataBundle, DataInfo
 from .paths import resolve_data_path
 
 __all__ = [
     "CLASS_NAMES",
     "LATENT_SETS",
+    "MUSCLE_MODELS",
     "build_pcr_characters",
     "character_prototypes",
+    "check_muscle_model",
     "draw_characters",
     "generate_pcr",
     "kinematic_features",
@@ -65,6 +74,8 @@ LATENT_SETS = {
     "noise": (0.0, 0.1, 0.3),
 }
 PLANES = ("horizontal", "vertical")
+#: Arm and muscle models of the generator: DeepDraw's (the OpenSim surrogate) or motornet's.
+MUSCLE_MODELS = ("opensim_surrogate", "motornet")
 # world = PLANE_TO_WORLD[plane] @ (x, y, 0) + start point (DeepDraw's plane_to_world).
 PLANE_TO_WORLD = {
     "horizontal": np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
@@ -293,10 +304,25 @@ def _rank_within_class(labels: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def check_muscle_model(muscle_model: str, planes) -> None:
+    """Refuse an unknown ``muscle_model``, or a plane the model's arm cannot draw in.
+
+    Raises:
+        ValueError: naming the option and the fix.
+    """
+    if muscle_model not in MUSCLE_MODELS:
+        raise ValueError(f"muscle_model={muscle_model!r}: choose from {list(MUSCLE_MODELS)}")
+    if muscle_model == "motornet" and tuple(planes) != ("horizontal",):
+        raise ValueError(f"muscle_model='motornet' is motornet's planar arm, which draws in the horizontal plane "
+                         f"only, but planes={list(planes)}: pass planes=['horizontal'], or use "
+                         f"muscle_model='opensim_surrogate' for the vertical plane")
+
+
 def generate_pcr(n_per_class: int = 120, n_time: int = 64, seed: int = 0, *, n_classes: int = 20,
                  planes: tuple[str, ...] = PLANES, dt: float = muscles.DT, with_muscles: bool = True,
                  trajectories_path: str | None = None, max_rounds: int = 20,
-                 n_start_points: int = 0, max_noise: float = 0.3) -> dict:
+                 n_start_points: int = 0, max_noise: float = 0.3,
+                 muscle_model: str = "opensim_surrogate") -> dict:
     """Generate the PCR dataset: characters -> augmentation -> IK (rejecting) -> muscles.
 
     Args:
@@ -312,21 +338,33 @@ def generate_pcr(n_per_class: int = 120, n_time: int = 64, seed: int = 0, *, n_c
             (0: all of them, about 190). Fewer make the task easier for small datasets.
         max_noise: largest noise level drawn from DeepDraw's {0, 0.1, 0.3} (0: noise-free).
         with_muscles: compute muscle lengths and spindle inputs (False: kinematics only).
+        muscle_model: ``"opensim_surrogate"`` (DeepDraw's 4-DoF arm, 25 muscles) or ``"motornet"``
+            (motornet's planar 2-joint arm, 6 muscles, ``planes=("horizontal",)`` only, its own
+            pool of about 150 start points; see the module docstring).
 
     Returns:
-        dict of arrays, N = n_classes * n_per_class, ordered by class: ``spindle`` (N, 25, T, 2)
-        float32 (mm, mm/s), ``muscle_lengths`` (N, T, 25) mm, ``label`` (N,) in [0, n_classes),
-        ``endeffector`` (N, T, 3) world cm, ``joint_angles`` (N, T, 4) degrees, the
+        dict of arrays, N = n_classes * n_per_class, ordered by class, M muscles (25, or 6 for
+        motornet), J joints (4, or 2 for motornet: shoulder, elbow): ``spindle`` (N, M, T, 2)
+        float32 (mm, mm/s), ``muscle_lengths`` (N, T, M) mm, ``label`` (N,) in [0, n_classes),
+        ``endeffector`` (N, T, 3) world cm, ``joint_angles`` (N, T, J) degrees, the
         `kinematic_features`, ``start_id``/``end_id`` (N,), latents (``latent_size``,
         ``latent_rotation``, ``latent_shear_x``, ``latent_shear_y``, ``latent_speed``,
         ``latent_noise``, ``latent_plane``), ``tracing_error`` (N,) cm and
         ``n_rejected`` (int: candidates whose tracing error exceeded 1e-2 cm).
 
     Raises:
+        ValueError: an unknown ``muscle_model``, or ``"motornet"`` with a plane other than the
+            horizontal one.
+        ImportError: ``"motornet"`` without motornet installed.
         RuntimeError: a class could not be filled within ``max_rounds``.
     """
+    check_muscle_model(muscle_model, planes)
+    planar = muscle_model == "motornet"
     rng = np.random.default_rng(seed)
-    pools = {p: start_point_pool(p)[: n_start_points or None] for p in planes}
+    if planar:
+        pools = {"horizontal": motornet_arm.start_point_pool()[: n_start_points or None]}
+    else:
+        pools = {p: start_point_pool(p)[: n_start_points or None] for p in planes}
     trajectories = None
     if trajectories_path:
         files, file_labels = load_trajectory_file(trajectories_path)
@@ -344,9 +382,12 @@ def generate_pcr(n_per_class: int = 120, n_time: int = 64, seed: int = 0, *, n_c
         # the first accepted. Data that fill within 5 rounds are drawn exactly as before.
         labels = np.repeat(np.arange(n_classes), need * min(2 ** max(round_ - 5, 0), 16))
         xy, world, start, end, latents = _candidates(labels, n_time, rng, planes, trajectories, pools, max_noise)
-        hand = world @ arm.SHOULDER_TO_WORLD  # shoulder = S' world, row vectors
-        q = arm.inverse_kinematics(hand)
-        error = arm.tracing_error(q, hand)
+        if planar:
+            q, error = motornet_arm.trace(world)
+        else:
+            hand = world @ arm.SHOULDER_TO_WORLD  # shoulder = S' world, row vectors
+            q = arm.inverse_kinematics(hand)
+            error = arm.tracing_error(q, hand)
         ok = error < MAX_TRACING_ERROR_CM  # strictly below, as the must-show demands
         n_rejected += int((~ok).sum())
         ok &= _rank_within_class(labels, ok) < need[labels]
@@ -363,7 +404,7 @@ def generate_pcr(n_per_class: int = 120, n_time: int = 64, seed: int = 0, *, n_c
     data.update(kinematic_features(data.pop("position_xy"), dt))
     data["n_rejected"] = n_rejected
     if with_muscles:
-        lengths = muscles.muscle_lengths(data["joint_angles"])
+        lengths = (motornet_arm if planar else muscles).muscle_lengths(data["joint_angles"])
         noise = data["latent_noise"][:, None, None] * lengths.std(axis=1, keepdims=True)
         lengths = lengths + noise * rng.standard_normal(lengths.shape)
         data["muscle_lengths"] = lengths
@@ -387,10 +428,11 @@ class _Rows(Dataset):
 
 @lru_cache(maxsize=2)
 def _cached_generation(n_per_class, n_time, data_seed, n_classes, planes, trajectories_path, n_start_points,
-                       max_noise):
+                       max_noise, muscle_model="opensim_surrogate"):
     # Every training of one dataset config builds the same data: generate it once per process.
     return generate_pcr(n_per_class, n_time, data_seed, n_classes=n_classes, planes=planes,
-                        trajectories_path=trajectories_path, n_start_points=n_start_points, max_noise=max_noise)
+                        trajectories_path=trajectories_path, n_start_points=n_start_points, max_noise=max_noise,
+                        muscle_model=muscle_model)
 
 
 def split_indices(labels: np.ndarray, fractions: tuple[float, float], seed: int) -> dict[str, np.ndarray]:
@@ -422,30 +464,35 @@ def build_pcr_characters(
     trajectories_path: str = "",
     n_start_points: int = 0,
     max_noise: float = 0.3,
+    muscle_model: Literal["opensim_surrogate", "motornet"] = "opensim_surrogate",
 ) -> DataBundle:
     """PCR characters as spindle inputs: labels (DeepDraw's task) or per-step hand position.
 
-    Batches: ``inputs`` (B, T, 25, 2) float32, muscle length and velocity z-scored per muscle
-    and channel with train statistics (`DataInfo.normalization`); ``labels`` (B,) int64, or for
+    Batches: ``inputs`` (B, T, M, 2) float32, M = 25 muscles (``muscle_model="opensim_surrogate"``,
+    DeepDraw's) or 6 (``"motornet"``: motornet's planar arm, needs ``planes=["horizontal"]``; see
+    `generate_pcr`), muscle length and velocity z-scored per muscle and channel with train
+    statistics (`DataInfo.normalization`); ``labels`` (B,) int64, or for
     ``task="trajectory"`` ``targets`` (B, T, 3) end-effector position (world cm, centred on each
     trajectory's start point). The data depend on ``data_seed`` only; ``seed`` is unused (the
     train loader shuffles from torch's global generator). ``n_start_points`` and ``max_noise``
     (see `generate_pcr`) shrink DeepDraw's variability for small datasets: the full
-    augmentation needs DeepDraw's ~10^6 trajectories, not a few thousand.
+    augmentation needs DeepDraw's ~10^6 trajectories, not a few thousand. ``muscle_model`` was
+    added after configs were stored: at its default it is left out of the config's hash.
 
-    Artefacts: the per-trajectory kinematics of the test tier (``test_<feature>``), the
-    rejection count and the tracing errors.
+    Artefacts: the per-trajectory kinematics of the test tier (``test_<feature>``; joint angles
+    (n, T, 4), or (n, T, 2) for motornet), the rejection count and the tracing errors.
     """
     if task not in ("classification", "trajectory"):
         raise ValueError(f"task={task!r}: use 'classification' or 'trajectory'")
     bad = sorted(set(planes) - set(PLANES))
     if bad or not planes:
         raise ValueError(f"planes={list(planes)}: choose from {list(PLANES)}")
+    check_muscle_model(muscle_model, planes)
     path = str(resolve_data_path(trajectories_path, "character trajectory file", Path.is_file)) if trajectories_path else None
     data = _cached_generation(n_per_class, n_time, data_seed, n_classes, tuple(planes), path, n_start_points,
-                              float(max_noise))
+                              float(max_noise), muscle_model)
     tiers = split_indices(data["label"], (validation_fraction, test_fraction), data_seed)
-    inputs = data["spindle"].transpose(0, 2, 1, 3)  # (N, T, 25, 2): time first, as sequences are
+    inputs = data["spindle"].transpose(0, 2, 1, 3)  # (N, T, M, 2): time first, as sequences are
     train = inputs[tiers["train"]]
     mean, sd = train.mean(axis=(0, 1)), train.std(axis=(0, 1)) + 1e-6
     inputs = ((inputs - mean) / sd).astype(np.float32)
@@ -460,8 +507,9 @@ def build_pcr_characters(
         # Shuffling draws from torch's global generator, which the training loop saves and restores.
         loaders[tier] = {"all": DataLoader(_Rows(tensors), batch_size=batch_size, shuffle=tier == "train")}
     classification = task == "classification"
+    muscle_names = motornet_arm.MUSCLE_NAMES if muscle_model == "motornet" else muscles.MUSCLE_NAMES
     info = DataInfo(
-        input_shape=(n_time, len(muscles.MUSCLE_NAMES), 2), n_neurons={"all": 0},
+        input_shape=(n_time, len(muscle_names), 2), n_neurons={"all": 0},
         input_unit="muscle length (mm) and velocity (mm/s), z-scored per muscle and channel",
         provides=("labels",) if classification else ("targets",), modality="sequence",
         input_axes=("time", "space", "channel"), sampling_rate=1.0 / muscles.DT,
@@ -469,7 +517,7 @@ def build_pcr_characters(
         class_names=CLASS_NAMES[:n_classes] if classification else (),
         target_shape=() if classification else (3,), target_names=() if classification else ("x", "y", "z"),
         normalization={"all": {"mean": mean.tolist(), "sd": sd.tolist()}},
-        extra={"muscles": list(muscles.MUSCLE_NAMES), "n_rejected": int(data["n_rejected"]),
+        extra={"muscles": list(muscle_names), "muscle_model": muscle_model, "n_rejected": int(data["n_rejected"]),
                "max_tracing_error_cm": float(data["tracing_error"].max()), "dt_s": muscles.DT},
     )
     test = tiers["test"]
@@ -478,3 +526,8 @@ def build_pcr_characters(
     artefacts["test_label"] = data["label"][test]
     artefacts["tracing_error"] = data["tracing_error"]
     return DataBundle(loaders=loaders, info=info, artefacts=artefacts)
+
+
+# Configs were stored before muscle_model existed: at its default it stays out of the hash
+# (`neurofit.pipelines.registry.Builder.hashed_config`; an entry-point builder declares it here).
+build_pcr_characters.neurofit_added = ("muscle_model",)
