@@ -92,7 +92,7 @@ DEFAULT_FAMILIES: tuple[str, ...] = ("cartesian", "direction", "speed", "directi
 # zero of r2_score's denominator, up to rounding (see fit_tuning).
 _CONSTANT_RTOL = 1e-10
 # Target size of the blocks of samples streamed through the solver, in float64 elements.
-_BLOCK_ELEMENTS = 1 << 19
+_BLOCK_ELEMENTS = 1 << 14
 
 
 # ----------------------------------------------------------------------------------------
@@ -389,8 +389,9 @@ def _samples(
 ]:
     """Flattens the inputs to samples.
 
-    Returns ``(Y, features, ids, traj, t, length, first)``: activations (n_samples,
-    n_units) in their own dtype (a view where possible); features name -> (n_samples, 2)
+    Returns ``(Y, features, ids, traj, t, length, first)``: the activations in their own
+    dtype, never copied (3-D input stays ``(n_trajectories, n_time, n_units)``, whatever its
+    memory layout; 2-D input is ``(n_samples, n_units)``); features name -> (n_samples, 2)
     float64; sorted unique trajectory ids; per sample its trajectory's index into ``ids``,
     its time index within the trajectory and that trajectory's length; per trajectory the
     sample index of its first time point.
@@ -411,7 +412,7 @@ def _samples(
             )
         n_traj, n_time, n_units = act.shape
         lead = (n_traj, n_time)
-        Y = act.reshape(n_traj * n_time, n_units)
+        Y = act
         ids = np.arange(n_traj)
         traj = np.repeat(ids, n_time)
         t = np.tile(np.arange(n_time), n_traj)
@@ -444,7 +445,7 @@ def _samples(
             "activations must be (n_trajectories, n_time, n_units) or (n_samples, n_units), "
             f"got shape {act.shape}"
         )
-    if Y.shape[0] == 0 or Y.shape[1] == 0:
+    if Y.size == 0:
         raise ValueError(f"activations have no samples or no units (shape {act.shape})")
 
     flat = {}
@@ -533,10 +534,170 @@ def _parse_models(
     return parsed
 
 
-def _blocks(n: int, n_units: int):
+# The regressors of each family, by name (see _model_columns): cartesian and direction_speed
+# share (v_x, v_y), because r cos θ = v_x, and differ only in the samples they keep.
+_FAMILY_COLUMNS = {
+    "cartesian": ("x", "y"),
+    "direction": ("cos", "sin"),
+    "speed": ("r",),
+    "direction_speed": ("x", "y"),
+    "position_polar": ("x", "y"),  # of the displacement from the start point
+}
+
+
+@dataclass(frozen=True, eq=False)
+class _Columns:
+    """The models' design on the used samples (training samples first).
+
+    ``design`` (n_columns + n_groups, n_used): the distinct regressors, each minus its
+    training mean ``shift``, then one 0/1 indicator row per mask group (group 0: every
+    sample; each other group: the samples where one feature's θ is defined). Per model, its
+    regressors' rows (``model_columns``) and its group (``model_group``).
+    """
+
+    design: np.ndarray
+    shift: np.ndarray
+    n_columns: int
+    model_columns: list[np.ndarray]
+    model_group: list[int]
+
+
+def _model_columns(parsed, feats, used: np.ndarray, origin: np.ndarray, n_train: int) -> _Columns:
+    """The distinct regressors of the models and their mask groups, on the ``used`` samples.
+
+    Every regressor of a θ-based model is zero (before its shift) where θ is undefined: a
+    zero vector has ``v_x = v_y = r = 0``, and cos θ, sin θ are set to 0 there. So a model's
+    statistics over its own samples follow from statistics over all samples and its group's
+    indicator (see :func:`_restricted`), and models share one column per regressor.
+    ``origin`` holds the start-point sample of every used sample (``position_polar``).
+    """
+    index: dict[tuple, int] = {}
+    raw: list[np.ndarray] = []
+    groups: dict[tuple, int] = {}
+    indicators: list[np.ndarray] = [np.ones(used.size)]
+    vectors: dict[tuple, dict[str, np.ndarray]] = {}
+    model_columns, model_group = [], []
+    for _, feature, family in parsed:
+        key = (feature, family == "position_polar")
+        if key not in vectors:
+            v = np.take(feats[feature], used, axis=0)  # 3x faster than fancy indexing here
+            if key[1]:
+                v = v - np.take(feats[feature], origin, axis=0)
+            r = np.hypot(v[:, 0], v[:, 1])
+            defined = r > 0
+            safe = np.where(defined, r, 1.0)
+            vectors[key] = {"x": v[:, 0], "y": v[:, 1], "r": r, "defined": defined,
+                            "cos": np.where(defined, v[:, 0] / safe, 0.0),
+                            "sin": np.where(defined, v[:, 1] / safe, 0.0)}
+        columns = []
+        for name in _FAMILY_COLUMNS[family]:
+            if (*key, name) not in index:
+                index[(*key, name)] = len(raw)
+                raw.append(vectors[key][name])
+            columns.append(index[(*key, name)])
+        model_columns.append(np.array(columns))
+        if family in ("direction", "direction_speed", "position_polar"):
+            if key not in groups:
+                groups[key] = len(indicators)
+                indicators.append(vectors[key]["defined"])
+            model_group.append(groups[key])
+        else:
+            model_group.append(0)
+    n_columns = len(raw)
+    design = np.empty((n_columns + len(indicators), used.size))
+    for row, values in enumerate(raw + indicators):
+        design[row] = values
+    shift = design[:n_columns, :n_train].mean(axis=1)
+    design[:n_columns] -= shift[:, None]
+    return _Columns(design, shift, n_columns, model_columns, model_group)
+
+
+def _restricted(gram: np.ndarray, cross: np.ndarray, squares: np.ndarray, columns: _Columns, k: int):
+    """Sufficient statistics of model ``k`` over its own samples, in one split.
+
+    From the statistics of all the split's samples: ``gram`` = design @ design.T, ``cross``
+    = design @ (Y - mu), ``squares`` = indicators @ (Y - mu)². Outside its group a
+    regressor's shifted value is ``-shift``, which the sums over the group correct for.
+
+    Returns ``(n, s_z, zz, zy, s_y, s_yy)``: sample count; per regressor its sum (q,), the
+    cross-products (q, q) and with every unit (q, n_units); per unit the sum and the sum of
+    squares of ``Y - mu`` (n_units,).
+    """
+    p, group = columns.n_columns, columns.model_group[k]
+    idx, row = columns.model_columns[k], columns.n_columns + group
+    n = gram[row, row]
+    zz, zy = gram[np.ix_(idx, idx)], cross[idx]
+    if group:
+        shift = columns.shift[idx]
+        zz = zz - (gram[p, p] - n) * np.outer(shift, shift)
+        zy = zy + np.outer(shift, cross[p] - cross[row])
+    return n, gram[idx, row], zz, zy, cross[row], squares[group]
+
+
+def _gather(source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = source[index]`` (along axis 0) without a temporary where possible."""
+    if source.dtype == np.float64 and source.flags.c_contiguous:
+        np.take(source, index, axis=0, out=out, mode="clip")
+    else:  # np.take would copy the whole non-contiguous source on every call
+        out[...] = source[index]
+
+
+def _activation_blocks(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarray, window: tuple[int, int]):
+    """The activations of one split's samples as float64 blocks (n_block, n_units), in order.
+
+    3-D activations are read a few whole trajectories (time ``window``) at a time, so
+    any memory layout is read once without a full copy; 2-D ones by ``rows``. Blocks are
+    about ``_BLOCK_ELEMENTS`` large (cache-resident) and reuse one buffer: use each before
+    asking for the next.
+    """
+    n_units = Y.shape[-1]
+    if Y.ndim == 3:
+        view = Y[:, window[0]:window[1]]
+        step = max(1, _BLOCK_ELEMENTS // (view.shape[1] * n_units))
+        buffer = np.empty((min(step, trajectories.size), view.shape[1], n_units))
+        for start in range(0, trajectories.size, step):
+            chosen = trajectories[start:start + step]
+            out = buffer[: chosen.size]
+            _gather(view, chosen, out)
+            yield out.reshape(-1, n_units)
+        return
     step = max(1, _BLOCK_ELEMENTS // n_units)
-    for start in range(0, n, step):
-        yield slice(start, min(n, start + step))
+    buffer = np.empty((min(step, rows.size), n_units))
+    for start in range(0, rows.size, step):
+        chosen = rows[start:start + step]
+        out = buffer[: chosen.size]
+        _gather(Y, chosen, out)
+        yield out
+
+
+def _split_statistics(Y, splits, columns: _Columns, window):
+    """One pass over the activations: ``mu``, a provisional centre of every unit (the mean of
+    the first training block; the fits are shift-equivariant, it only keeps the sums well
+    scaled), and per split ``(gram, cross, squares)`` (see :func:`_restricted`)."""
+    design, p = columns.design, columns.n_columns
+    mu, stats, offset = None, [], 0
+    for rows, trajectories in splits:
+        part = design[:, offset:offset + rows.size]
+        cross = np.zeros((design.shape[0], Y.shape[-1]))
+        squares = np.zeros((design.shape[0] - p, Y.shape[-1]))
+        start = 0
+        for block in _activation_blocks(Y, rows, trajectories, window):
+            if mu is None:
+                mu = block.mean(axis=0)
+            stop = start + block.shape[0]
+            block -= mu
+            cross += part[:, start:stop] @ block
+            np.square(block, out=block)
+            squares += part[p:, start:stop] @ block
+            start = stop
+        if not np.all(np.isfinite(squares)):
+            raise ValueError(
+                "activations contain non-finite values (NaN or inf) in the samples used "
+                f"(activations shape {Y.shape})"
+            )
+        stats.append((part @ part.T, cross, squares))
+        offset += rows.size
+    return mu, stats
 
 
 def _solve(gram: np.ndarray, rhs: np.ndarray, scale: float, n: int) -> np.ndarray:
@@ -655,7 +816,7 @@ def fit_tuning(
         (1.0, 1.0)
     """
     Y, feats, ids, traj, t, length, first = _samples(activations, features, trajectory)
-    n_units = Y.shape[1]
+    n_units = Y.shape[-1]
     n_traj = ids.shape[0]
     if n_traj < 2:
         raise ValueError(f"at least 2 trajectories are needed to split, got {n_traj}")
@@ -683,91 +844,12 @@ def fit_tuning(
     train_rows, test_rows = sets
 
     used = np.concatenate([train_rows, test_rows])
-    n_tr = train_rows.size
-
-    # Regressors of every model on the used samples (train first), intercept dropped. Polar
-    # coordinates are computed once per feature (and origin). A model drops the samples where
-    # its regressors are undefined (theta of a zero vector); models that drop the same
-    # samples share one "mask group" (its sample count, sums and sums of squares).
-    polar_cache: dict[tuple[str, bool], tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
-    group_keys: list[tuple[str, bool] | None] = [None]  # group 0: every sample
-    group_masks: list[np.ndarray] = [np.ones(used.size, dtype=bool)]
-    group_of: list[int] = []
-    regressors, valid = [], []
-    for _, feature, family in parsed:
-        relative = family == "position_polar"
-        if (feature, relative) not in polar_cache:
-            vectors = feats[feature][used]
-            if relative:
-                vectors = vectors - feats[feature][first[traj[used]]]
-            polar_cache[feature, relative] = (vectors, _polar_unchecked(vectors))
-        vectors, polar_coordinates = polar_cache[feature, relative]
-        regressors.append(_regressors(vectors, family, polar_coordinates))
-        uses_theta = family in ("direction", "direction_speed", "position_polar")
-        key = (feature, relative) if uses_theta else None
-        if key not in group_keys:
-            group_keys.append(key)
-            group_masks.append(polar_coordinates[0] > 0)  # theta is defined
-        group_of.append(group_keys.index(key))
-        valid.append(group_masks[group_of[-1]])
-
-    # One design over the used samples: every model's regressors, centred on their training
-    # mean and zeroed where the model drops the sample, then one indicator column per group.
-    spans, centres, blocks, n_reg = [], [], [], 0
-    for z, mask in zip(regressors, valid):
-        train_valid = mask[:n_tr]
-        all_valid = bool(mask.all())
-        if all_valid:
-            centre = z[:n_tr].mean(axis=0)
-        elif train_valid.any():
-            centre = z[:n_tr][train_valid].mean(axis=0)
-        else:
-            centre = np.zeros(z.shape[1])
-        block = z - centre
-        if not all_valid:
-            block[~mask] = 0.0
-        blocks.append(block)
-        centres.append(centre)
-        spans.append(slice(n_reg, n_reg + z.shape[1]))
-        n_reg += z.shape[1]
-    design = np.concatenate(blocks + [np.stack(group_masks, axis=1).astype(np.float64)], axis=1)
-
-    # Provisional centre of every unit: the mean of its first block of training samples.
-    # The fits are shift-equivariant; the centre only keeps the sums of squares well scaled.
-    first_block = next(_blocks(n_tr, n_units))
-    mu = np.asarray(Y[train_rows[first_block]], dtype=np.float64).mean(axis=0)
-
-    # Stream the activations once: cross-products of the design with every unit, and per
-    # mask the sums of squares, separately for the training and the test samples.
-    buffer = np.empty((min(used.size, max(1, _BLOCK_ELEMENTS // n_units)), n_units))
-    stats = []
-    for part in (slice(0, n_tr), slice(n_tr, used.size)):
-        rows, part_design = used[part], design[part]
-        cross = np.zeros((design.shape[1], n_units))
-        squares = np.zeros((len(group_masks), n_units))
-        for block in _blocks(rows.size, n_units):
-            centred = buffer[: block.stop - block.start]
-            if Y.dtype == np.float64:
-                np.take(Y, rows[block], axis=0, out=centred, mode="clip")
-            else:
-                centred[...] = Y[rows[block]]
-            centred -= mu
-            cross += part_design[block].T @ centred
-            np.square(centred, out=centred)
-            squares += part_design[block, n_reg:].T @ centred
-        if not np.all(np.isfinite(squares)):
-            raise ValueError(
-                f"activations contain non-finite values (NaN or inf) in the samples used "
-                f"(activations shape {np.shape(activations)})"
-            )
-        regressor_part = part_design[:, :n_reg]
-        stats.append((
-            cross,
-            squares,
-            regressor_part.T @ regressor_part,  # Gram matrix of all centred regressors
-            part_design.sum(axis=0),  # regressor sums, then sample counts per mask
-        ))
-    (cross_tr, squares_tr, gram_tr, sums_tr), (cross_te, squares_te, gram_te, sums_te) = stats
+    columns = _model_columns(parsed, feats, used, first[traj[used]], train_rows.size)
+    window = (crop, int(min(length.max(), stop.max()))) if Y.ndim == 3 else (0, 0)
+    splits = [(train_rows, np.flatnonzero(is_train)), (test_rows, np.flatnonzero(~is_train))]
+    mu, ((gram_tr, cross_tr, squares_tr), (gram_te, cross_te, squares_te)) = _split_statistics(
+        Y, splits, columns, window
+    )
 
     n_models = len(parsed)
     r2_test = np.full((n_units, n_models), np.nan)
@@ -776,23 +858,23 @@ def fit_tuning(
     n_train = np.zeros(n_models, dtype=np.int64)
     n_test = np.zeros(n_models, dtype=np.int64)
 
-    for k, (span, centre) in enumerate(zip(spans, centres)):
-        g = n_reg + group_of[k]
-        n_v, n_t = int(round(sums_tr[g])), int(round(sums_te[g]))
+    for k in range(n_models):
+        n_v, s_z, zz, s_zy, s_y, s_yy = _restricted(gram_tr, cross_tr, squares_tr, columns, k)
+        n_t, s_z_te, zz_te, s_zy_te, s_y_te, s_yy_te = _restricted(
+            gram_te, cross_te, squares_te, columns, k
+        )
+        n_v, n_t = int(round(n_v)), int(round(n_t))
         n_train[k], n_test[k] = n_v, n_t
         if n_v == 0:
             continue
-        q = span.stop - span.start
-        # Training statistics: regressors centred (sum s_z ~ 0), activations centred on mu.
-        s_z = sums_tr[span]
-        gram = gram_tr[span, span] - np.outer(s_z, s_z) / n_v
-        s_y, s_yy = cross_tr[g], squares_tr[group_of[k]]
+        centre = columns.shift[columns.model_columns[k]]
+        q = centre.size
+        # Training statistics: regressors centred on the model's samples, activations on mu.
+        gram = zz - np.outer(s_z, s_z) / n_v
         y_bar = s_y / n_v
-        rhs = cross_tr[span] - np.outer(s_z, y_bar)
-        # Trace of the uncentred Gram matrix [z, 1]' [z, 1], for the rank cut-off.
-        scale = float(
-            np.trace(gram_tr[span, span]) + 2 * centre @ s_z + n_v * centre @ centre + n_v
-        )
+        rhs = s_zy - np.outer(s_z, y_bar)
+        # Trace of the unshifted Gram matrix [z, 1]' [z, 1], for the rank cut-off.
+        scale = float(np.trace(zz) + 2 * centre @ s_z + n_v * centre @ centre + n_v)
         beta = _solve(gram, rhs, scale, n_v)  # (q, n_units): every unit at once
         gamma = y_bar - (s_z / n_v) @ beta  # prediction: gamma + (z - centre) @ beta
         coefficients[:, k, :q] = beta.T
@@ -810,14 +892,13 @@ def fit_tuning(
             continue
 
         # Test statistics: residual y - gamma - (z - centre) @ beta over the model's samples.
-        s_y_te, s_yy_te = cross_te[g], squares_te[group_of[k]]
         y_bar_te = s_y_te / n_t
         ss_tot_te = s_yy_te - s_y_te * y_bar_te
-        cross_res = cross_te[span] - np.outer(sums_te[span], gamma)
+        cross_res = s_zy_te - np.outer(s_z_te, gamma)
         ss_res_te = (
             ss_tot_te
             + n_t * (y_bar_te - gamma) ** 2
-            - np.einsum("pu,pu->u", beta, 2 * cross_res - gram_te[span, span] @ beta)
+            - np.einsum("pu,pu->u", beta, 2 * cross_res - zz_te @ beta)
         )
         ss_res_te = np.maximum(ss_res_te, 0.0)
         const_test = ss_tot_te <= _CONSTANT_RTOL * s_yy_te
