@@ -759,15 +759,18 @@ def fit_tuning(
     means SS_tot is at most ``1e-10`` of the unit's sum of squares about the centre used,
     i.e. zero up to rounding.
 
-    Implementation: all units are solved together. Activations are streamed once in blocks
-    of samples, centred on a provisional per-unit centre, and reduced to the cross-products
-    of every model's centred regressors with every unit (one matrix product per block) and
-    per-unit sums and sums of squares; then each model's normal equations are solved for all
-    units at once (a q x q pseudo-inverse, q <= 2, applied to a q x n_units right-hand side)
-    and R² follows from the same sufficient statistics. No copy of the activations is made
-    beyond one block at a time (for C-contiguous 3-D or any 2-D input). Rank-deficient
-    designs (e.g. a constant regressor) get the minimum-norm solution of the centred
-    system: the degenerate slope is 0.
+    Implementation: all units are solved together. Activations are streamed once, in
+    cache-sized blocks of samples (3-D input a few whole trajectories at a time, in any memory
+    layout), centred on a provisional per-unit centre, and reduced to the cross-products of
+    the models' distinct regressors and of one indicator per mask group with every unit (one
+    matrix product per block), and per group the sums of squares. Models share regressors
+    (``cartesian`` and ``direction_speed`` both use ``(v_x, v_y)``); a model's statistics
+    over its own samples follow from these, because its regressors are zero where it drops a
+    sample. Then each model's normal equations are solved for all units at once (a q x q
+    pseudo-inverse, q <= 2, applied to a q x n_units right-hand side) and R² follows from the
+    same sufficient statistics. No copy of the activations is made beyond one block at a
+    time. Rank-deficient designs (e.g. a constant regressor) get the minimum-norm solution of
+    the centred system: the degenerate slope is 0.
 
     Args:
         activations: ``(n_trajectories, n_time, n_units)``, or ``(n_samples, n_units)``

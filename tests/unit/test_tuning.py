@@ -299,6 +299,27 @@ def test_batched_fit_equals_per_unit_lstsq_loop(small):
     assert result.r2_test[4].tolist() == [1.0] * 13  # the dead unit, as r2_score has it
 
 
+def test_any_memory_layout_and_feature_offsets_give_the_same_fit(small):
+    activations, features = small
+    reference = fit_tuning(activations, features, crop=1)
+    # a layer's (trajectory, unit, time) memory seen as (trajectory, time, unit): not contiguous
+    strided = np.ascontiguousarray(np.moveaxis(activations, 1, 2)).transpose(0, 2, 1)
+    assert not strided.flags.c_contiguous
+    other = fit_tuning(strided, features, crop=1)
+    np.testing.assert_array_equal(other.r2_test, reference.r2_test)
+    np.testing.assert_array_equal(other.coefficients, reference.coefficients)
+    # positions far from the origin, as the per-unit loop fits them
+    moved = dict(features, position=features["position"] + np.array([1000.0, -500.0]))
+    shifted = fit_tuning(activations, moved, crop=1)
+    r2_test, _, coefficients = ref_fit(activations, moved, shifted.train_trajectories, shifted.model_names, crop=1)
+    np.testing.assert_allclose(shifted.r2_test, r2_test, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(shifted.coefficients, coefficients, rtol=1e-8, atol=1e-8)
+    # Cartesian and start-relative fits are shift-equivariant: their R² do not move
+    same = [shifted.index(name) for name in shifted.model_names
+            if not name.startswith("position/") or name in ("position/cartesian", "position/position_polar")]
+    np.testing.assert_allclose(shifted.r2_test[:, same], reference.r2_test[:, same], rtol=0, atol=1e-9)
+
+
 def test_units_are_fitted_independently(small):
     activations, features = small
     both = fit_tuning(activations, features)
