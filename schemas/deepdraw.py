@@ -12,7 +12,8 @@ Most of DeepDraw's per-layer analyses are neurofit's own tables, reused:
   makes with the time-resolved kinematics.
 
 This module adds what those lack: `LabelTuning` (one-vs-rest ROC AUC of every unit, DeepDraw's
-label tuning) and `ControlComparison` (per layer and metric, trained against untrained networks
+label tuning), `PaperTuning` (`Tuning` with the time crop of DeepDraw's published analysis; `Tuning`
+crops nothing) and `ControlComparison` (per layer and metric, trained against untrained networks
 paired by seed).
 """
 
@@ -28,7 +29,7 @@ from .config import Dataset, Model, Trainer  # noqa: F401  (used in definitions)
 from .probing import Activations, StimulusSet
 from .rsa import RDMComparison, ReferenceRDM
 from .storage import read_stored
-from .tuning import Tuning, time_major
+from .tuning import TUNING_ATTRIBUTES, LayerTuning, Tuning, inside_input, time_major
 
 schema = dj.Schema()
 schema_name = "deepdraw"
@@ -113,6 +114,29 @@ class LabelTuning(dj.Computed):
 
 
 @schema
+class PaperTuning(LayerTuning, dj.Computed):
+    """`Tuning` of every unit of one layer, cropped as DeepDraw's published analysis crops.
+
+    The fits are `Tuning`'s; only the layer's time steps differ. DeepDraw keeps steps
+    ``tcoff <= j < n_input - tcoff`` of the layer's own steps, ``tcoff`` being the number
+    of steps centred at or before a tenth of the input (32 of its 320 samples):
+    `neurofit.pipelines.analysis.tuning.deepdraw_kept_steps`. A strided layer thus loses only
+    its start. Steps centred outside the input are left out, as in `Tuning`.
+    """
+
+    definition = f"""
+    -> Activations.Layer
+    ---
+    {TUNING_ATTRIBUTES}
+    {provenance.attributes("PaperTuning")}
+    """
+
+    @staticmethod
+    def kept_steps(centres: np.ndarray, n_time: int) -> np.ndarray:
+        return inside_input(centres, n_time) & tuning_functions.deepdraw_kept_steps(centres, n_time)
+
+
+@schema
 class ControlPair(dj.Manual):
     """One trained network configuration and its untrained control (same data, model, seeds)."""
 
@@ -144,6 +168,8 @@ def _layer_metrics(pair: dict, role: str) -> dict[tuple[str, str], dict[int, flo
               "rdm_method": "correlation"}
     put((RDMComparison & restriction & oracle).proj("similarity").to_dicts(), "oracle_similarity", "similarity")
     put((Tuning & restriction).proj("fraction_tuned").to_dicts(), "fraction_direction_tuned", "fraction_tuned")
+    put((PaperTuning & restriction).proj("fraction_tuned").to_dicts(), "fraction_direction_tuned_paper",
+        "fraction_tuned")
     put((LabelTuning & restriction).proj("fraction_tuned").to_dicts(), "fraction_label_tuned", "fraction_tuned")
     put((LabelTuning & restriction).proj("mean_score").to_dicts(), "mean_label_score", "mean_score")
     return out

@@ -77,7 +77,7 @@ def analyse(configs: dict, stimulus_set: str = STIMULUS_SET) -> None:
 def summary(configs: dict, stimulus_set: str = STIMULUS_SET) -> dict:
     """Accuracy, layer-wise oracle similarity, CKA, tuned fractions and paired tests as frames."""
     from . import TaskPerformance, Tuning
-    from .deepdraw import ControlComparison, ControlPair, LabelTuning
+    from .deepdraw import ControlComparison, ControlPair, LabelTuning, PaperTuning
     from .probing import Activations
     from .rsa import RDMComparison
     from .similarity import CKA
@@ -94,8 +94,10 @@ def summary(configs: dict, stimulus_set: str = STIMULUS_SET) -> dict:
                                                                    "uniformity", "preferred_direction"]]
     labels = (LabelTuning & keys).to_pandas().reset_index()[["trainer_hash", "seed", "layer", "fraction_tuned"]]
     labels = labels.rename(columns={"fraction_tuned": "fraction_label_tuned"})
-    frame = frame.merge(tuning, on=["trainer_hash", "seed", "layer"], how="left").merge(
-        labels, on=["trainer_hash", "seed", "layer"], how="left")
+    paper = (PaperTuning & keys).to_pandas().reset_index()[["trainer_hash", "seed", "layer", "fraction_tuned"]]
+    paper = paper.rename(columns={"fraction_tuned": "fraction_tuned_paper"})
+    on = ["trainer_hash", "seed", "layer"]
+    frame = frame.merge(tuning, on=on, how="left").merge(paper, on=on, how="left").merge(labels, on=on, how="left")
     frame["network"] = frame.pop("trainer_hash").map(role)
     frame = frame.sort_values(["network", "seed", "layer_index"]).reset_index(drop=True)
     cka = []
@@ -149,7 +151,8 @@ def run_deepdraw_demo(prefix: str | None = None, out=print) -> dict:
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 160):
         out("\ntest accuracy (chance 0.05):")
         out(result["accuracy"].to_string(index=False))
-        out("\nper layer: similarity to the class-oracle RDM (Pearson), fraction of direction- and label-tuned units:")
+        out("\nper layer: similarity to the class-oracle RDM (Pearson), fraction of direction-tuned units (no crop, "
+            "and DeepDraw's published crop) and of label-tuned units:")
         out(result["layers"].drop(columns=["preferred_direction"]).to_string(index=False))
         for entry in result["cka"]:
             out(f"\nlinear CKA, trained (rows) vs untrained (columns), seed {entry['seed']}: {entry['layers']}")

@@ -52,25 +52,8 @@ def time_major(activations: np.ndarray, unit_shape, axes) -> np.ndarray:
     return values.reshape(len(activations), values.shape[1], -1)
 
 
-@schema
-class Tuning(dj.Computed):
-    """Tuning of every unit of one layer to the 2-D kinematic features of its stimulus set.
-
-    Each unit is fitted with DeepDraw's models (direction, speed, direction x speed, Cartesian,
-    polar position) per feature by least squares on a train split of stimuli (trajectories)
-    and scored by R2 on the held-out ones. Stimulus sets with one value per stimulus treat
-    each stimulus as one sample (every output value of the layer is a unit). Time-resolved
-    ones apply to layers with a time axis: every other axis of the layer's output (DeepDraw:
-    channel x spatial row) is a unit, and the features are read at the layer's recorded time
-    centres (`Activations.Layer.time_centres`, linear interpolation between input samples), so
-    a strided layer's step ``j`` meets the kinematics of the input samples it is centred on.
-    Steps centred outside the input (padded or causal edge steps) are left out. Older rows
-    without time centres apply only if the layer has as many steps as the features.
-    """
-
-    definition = f"""
-    -> Activations.Layer
-    ---
+#: The secondary attributes of a tuning table (`Tuning`, and a workflow's variants of it).
+TUNING_ATTRIBUTES = """
     model_names: json                      # feature models, e.g. velocity/direction, in column order
     r2_test: <blob>                        # (n_units, n_models) held-out R2
     preferred_direction = null: <blob>     # (n_units,) radians, of the direction model of direction_feature
@@ -79,8 +62,36 @@ class Tuning(dj.Computed):
     tuned_threshold: float64               # R2 a unit needs to count as directionally tuned
     uniformity = null: float64             # total absolute deviation of the tuned units' preferred-direction histogram (18 bins)
     summary: json                          # mean and median test R2 per model, and the scalars above
-    {provenance.attributes("Tuning")}
+"""
+
+
+def inside_input(centres: np.ndarray, n_time: int) -> np.ndarray:
+    """Default choice of a layer's steps for tuning: those centred inside the input samples.
+
+    No other crop: steps centred on the first or last input samples are kept (neurofit's
+    default; `deepdraw.PaperTuning` crops as DeepDraw's published analysis does).
+
+    Args:
+        centres: (n_steps,) time centres of the layer's steps, in input samples.
+        n_time: number of input samples.
+
+    Returns:
+        (n_steps,) bool.
     """
+    return (centres >= 0) & (centres <= n_time - 1)
+
+
+class LayerTuning:
+    """`make` of a table of kinematic tuning fits per layer (`Tuning`; a workflow's variants).
+
+    A subclass declares the table (`TUNING_ATTRIBUTES`) and may override `kept_steps` to
+    choose which of a layer's time steps are fitted.
+    """
+
+    @staticmethod
+    def kept_steps(centres: np.ndarray, n_time: int) -> np.ndarray:
+        """(n_steps,) bool: the layer's steps to fit (see `inside_input`)."""
+        return inside_input(centres, n_time)
 
     @property
     def key_source(self):
@@ -102,14 +113,14 @@ class Tuning(dj.Computed):
             activations = time_major(activations, layer["unit_shape"], Activations.layer_axes(layer))
             centres = layer["time_centres"]
             centres = np.arange(activations.shape[1], dtype=np.float64) if centres is None else np.asarray(centres)
-            inside = (centres >= 0) & (centres <= n_time - 1)
-            if not inside.any():
+            kept = self.kept_steps(centres, n_time)
+            if not kept.any():
                 raise ValueError(
-                    f"layer {key['layer']!r}: no time step is centred inside the {n_time} input samples "
+                    f"layer {key['layer']!r}: no time step is left to fit of the {n_time} input samples "
                     f"(centres {centres.min():g} .. {centres.max():g}); tuning has no samples to fit"
                 )
-            activations = activations[:, inside]
-            features = {name: at_centres(values, centres[inside]) for name, values in features.items()}
+            activations = activations[:, kept]
+            features = {name: at_centres(values, centres[kept]) for name, values in features.items()}
         else:
             features = _kinematic_features(StimulusSet.features(key))
             activations = activations[:, None, :]
@@ -144,3 +155,28 @@ class Tuning(dj.Computed):
                         for k, v in summary.items()},
             **record,
         })
+
+
+@schema
+class Tuning(LayerTuning, dj.Computed):
+    """Tuning of every unit of one layer to the 2-D kinematic features of its stimulus set.
+
+    Each unit is fitted with DeepDraw's models (direction, speed, direction x speed, Cartesian,
+    polar position) per feature by least squares on a train split of stimuli (trajectories)
+    and scored by R2 on the held-out ones. Stimulus sets with one value per stimulus treat
+    each stimulus as one sample (every output value of the layer is a unit). Time-resolved
+    ones apply to layers with a time axis: every other axis of the layer's output (DeepDraw:
+    channel x spatial row) is a unit, and the features are read at the layer's recorded time
+    centres (`Activations.Layer.time_centres`, linear interpolation between input samples), so
+    a strided layer's step ``j`` meets the kinematics of the input samples it is centred on.
+    Steps centred outside the input (padded or causal edge steps) are left out; no other time
+    point is cropped (`inside_input`). Older rows without time centres apply only if the layer
+    has as many steps as the features.
+    """
+
+    definition = f"""
+    -> Activations.Layer
+    ---
+    {TUNING_ATTRIBUTES}
+    {provenance.attributes("Tuning")}
+    """

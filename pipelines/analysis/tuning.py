@@ -73,6 +73,7 @@ __all__ = [
     "tuning_summary",
     "label_tuning",
     "paired_test",
+    "deepdraw_kept_steps",
 ]
 
 #: Every feature model :func:`design_matrix` and :func:`fit_tuning` know.
@@ -923,6 +924,36 @@ def fit_tuning(
         train_trajectories=ids[is_train],
         test_trajectories=ids[~is_train],
     )
+
+
+def deepdraw_kept_steps(centres: ArrayLike, n_input: int, cutoff: float | None = None) -> np.ndarray:
+    """The time steps of a layer DeepDraw's published tuning analysis keeps.
+
+    DeepDraw (``rowwise_neuron_curves.tune``) counts ``tcoff``, the layer's steps centred at
+    input sample <= 32 of its 320, and keeps steps ``tcoff <= j < 320 - tcoff`` in the layer's
+    *own* indexing. An unstrided layer thus loses both ends; a strided (shorter) layer loses
+    only its start, because ``320 - tcoff`` lies beyond its last step. ``fit_tuning(crop=tcoff,
+    crop_reference=n_input)`` applies the same crop to an array of all the layer's steps.
+
+    Args:
+        centres: (n_steps,) time centres of the layer's steps, in input samples.
+        n_input: number of input samples (DeepDraw: 320).
+        cutoff: input sample up to which a step counts into ``tcoff``. Default:
+            ``n_input / 10`` (DeepDraw's 32 of 320).
+
+    Returns:
+        (n_steps,) bool, True for the kept steps.
+
+    Examples:
+        >>> deepdraw_kept_steps(np.arange(0, 320, 4), 320).nonzero()[0][[0, -1]]  # 80 steps
+        array([ 9, 79])
+    """
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1)
+    if not (isinstance(n_input, (int, np.integer)) and n_input > 0):
+        raise ValueError(f"n_input must be a positive integer, got {n_input!r}")
+    tcoff = int(np.sum(centres <= (n_input / 10 if cutoff is None else cutoff)))
+    steps = np.arange(centres.size)
+    return (steps >= tcoff) & (steps < n_input - tcoff)
 
 
 # ----------------------------------------------------------------------------------------

@@ -51,3 +51,34 @@ def test_cka_and_paired_tests_compare_trained_with_untrained(analysed):
     assert (tests["n_seeds"] == 2).all()
     pair = ControlPair & configs["model"] & {"stimulus_set": "deepdraw_test"}
     assert len(ControlComparison.Row & pair.proj()) == len(tests)
+
+
+def test_paper_tuning_crops_each_layer_in_its_own_steps(analysed):
+    """PaperTuning fits what fit_tuning fits with DeepDraw's crop of the layer's own steps."""
+    from neurofit.pipelines.analysis import tuning
+    from neurofit.schemas import Tuning
+    from neurofit.schemas.deepdraw import PaperTuning
+    from neurofit.schemas.probing import Activations, StimulusSet
+    from neurofit.schemas.storage import read_stored
+    from neurofit.schemas.tuning import at_centres, time_major
+
+    configs, result = analysed
+    assert result["layers"].loc[result["layers"]["layer"] != "output", "fraction_tuned_paper"].notna().all()
+    key = (PaperTuning & configs["keys"] & {"layer": "temporal1", "seed": 1}).keys()[0]
+    layer = (Activations.Layer & key).fetch1()
+    n_time = (StimulusSet & key).fetch1("n_time")
+    centres = np.asarray(layer["time_centres"])
+    values = time_major(np.asarray(read_stored(layer["activations"]), dtype=np.float64), layer["unit_shape"],
+                        Activations.layer_axes(layer))
+    assert centres.size == values.shape[1] < n_time  # a strided layer
+    tcoff = int(np.sum(centres <= n_time / 10))
+    # the paper's end index lies beyond a strided layer's last step: only its start is cropped
+    kept = tuning.deepdraw_kept_steps(centres, n_time)
+    assert tcoff > 0 and kept.tolist() == [j >= tcoff for j in range(centres.size)]
+    features = {name: at_centres(StimulusSet.features(key)[name], centres)
+                for name in ("position", "velocity", "acceleration")}
+    expected = tuning.fit_tuning(values, features, crop=tcoff, crop_reference=n_time)
+    names, r2_test = (PaperTuning & key).fetch1("model_names", "r2_test")
+    columns = [expected.index(name) for name in names]
+    np.testing.assert_allclose(r2_test, expected.r2_test[:, columns], rtol=0, atol=1e-10)
+    assert not np.allclose((Tuning & key).fetch1("r2_test"), r2_test)  # Tuning fits every step
