@@ -81,6 +81,14 @@ def inside_input(centres: np.ndarray, n_time: int) -> np.ndarray:
     return (centres >= 0) & (centres <= n_time - 1)
 
 
+def _as_slice(kept: np.ndarray) -> slice | np.ndarray:
+    """A boolean mask as a slice when it selects one run (a view, not a copy, of the steps)."""
+    steps = np.flatnonzero(kept)
+    if steps.size and steps[-1] - steps[0] + 1 == steps.size:
+        return slice(int(steps[0]), int(steps[-1]) + 1)
+    return kept
+
+
 class LayerTuning:
     """`make` of a table of kinematic tuning fits per layer (`Tuning`; a workflow's variants).
 
@@ -107,7 +115,8 @@ class LayerTuning:
 
     @provenance.recorded(device="cpu")
     def make_compute(self, key, layer, n_time):
-        activations = np.asarray(read_stored((Activations.Layer & key).fetch1("activations")), dtype=np.float64)
+        # In their stored dtype: fit_tuning computes in float64 block by block.
+        activations = np.asarray(read_stored((Activations.Layer & key).fetch1("activations")))
         if n_time:
             features = _kinematic_features(StimulusSet.features(key), _time_resolved(key))
             activations = time_major(activations, layer["unit_shape"], Activations.layer_axes(layer))
@@ -119,7 +128,7 @@ class LayerTuning:
                     f"layer {key['layer']!r}: no time step is left to fit of the {n_time} input samples "
                     f"(centres {centres.min():g} .. {centres.max():g}); tuning has no samples to fit"
                 )
-            activations = activations[:, kept]
+            activations = activations[:, _as_slice(kept)]
             features = {name: at_centres(values, centres[kept]) for name, values in features.items()}
         else:
             features = _kinematic_features(StimulusSet.features(key))

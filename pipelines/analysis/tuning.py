@@ -635,40 +635,24 @@ def _restricted(gram: np.ndarray, cross: np.ndarray, squares: np.ndarray, column
     return n, gram[idx, row], zz, zy, cross[row], squares[group]
 
 
-def _gather(source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
-    """``out[...] = source[index]`` (along axis 0) without a temporary where possible."""
-    if source.dtype == np.float64 and source.flags.c_contiguous:
-        np.take(source, index, axis=0, out=out, mode="clip")
-    else:  # np.take would copy the whole non-contiguous source on every call
-        out[...] = source[index]
-
-
 def _activation_blocks(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarray, window: tuple[int, int]):
-    """The activations of one split's samples as float64 blocks (n_block, n_units), in order.
+    """The activations of one split's samples in blocks (n_block, n_units), in order, in their
+    own dtype (fresh arrays: a caller may not keep them past the next block).
 
-    3-D activations are read a few whole trajectories (time ``window``) at a time, so
-    any memory layout is read once without a full copy; 2-D ones by ``rows``. Blocks are
-    about ``_BLOCK_ELEMENTS`` large (cache-resident) and reuse one buffer: use each before
-    asking for the next.
+    3-D activations are read a few whole trajectories (time ``window``) at a time, so any
+    memory layout is read once without a full copy; 2-D ones by ``rows``. Blocks hold about
+    ``_BLOCK_ELEMENTS`` values, so that what is done with them stays in cache.
     """
     n_units = Y.shape[-1]
     if Y.ndim == 3:
         view = Y[:, window[0]:window[1]]
         step = max(1, _BLOCK_ELEMENTS // (view.shape[1] * n_units))
-        buffer = np.empty((min(step, trajectories.size), view.shape[1], n_units))
         for start in range(0, trajectories.size, step):
-            chosen = trajectories[start:start + step]
-            out = buffer[: chosen.size]
-            _gather(view, chosen, out)
-            yield out.reshape(-1, n_units)
+            yield view[trajectories[start:start + step]].reshape(-1, n_units)
         return
     step = max(1, _BLOCK_ELEMENTS // n_units)
-    buffer = np.empty((min(step, rows.size), n_units))
     for start in range(0, rows.size, step):
-        chosen = rows[start:start + step]
-        out = buffer[: chosen.size]
-        _gather(Y, chosen, out)
-        yield out
+        yield Y[rows[start:start + step]]
 
 
 def _split_statistics(Y, splits, columns: _Columns, window):
@@ -681,12 +665,14 @@ def _split_statistics(Y, splits, columns: _Columns, window):
         part = design[:, offset:offset + rows.size]
         cross = np.zeros((design.shape[0], Y.shape[-1]))
         squares = np.zeros((design.shape[0] - p, Y.shape[-1]))
-        start = 0
-        for block in _activation_blocks(Y, rows, trajectories, window):
+        start, buffer = 0, np.empty((0, Y.shape[-1]))
+        for values in _activation_blocks(Y, rows, trajectories, window):
             if mu is None:
-                mu = block.mean(axis=0)
-            stop = start + block.shape[0]
-            block -= mu
+                mu = values.mean(axis=0, dtype=np.float64)
+            if buffer.shape[0] < values.shape[0]:
+                buffer = np.empty(values.shape)
+            stop = start + values.shape[0]
+            block = np.subtract(values, mu, out=buffer[: values.shape[0]])  # float64
             cross += part[:, start:stop] @ block
             np.square(block, out=block)
             squares += part[p:, start:stop] @ block
