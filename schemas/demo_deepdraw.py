@@ -146,7 +146,7 @@ def run_deepdraw_demo(prefix: str | None = None, out=print) -> dict:
     trained = len(TrainedModel & configs["keys"]) - before
     analyse(configs)
     result = summary(configs)
-    info = (TrainedModel & configs["keys"]).fetch("data_info", limit=1)[0]
+    info = (TrainedModel & configs["keys"]).proj("data_info").to_dicts(limit=1)[0]["data_info"]
     seconds = time.perf_counter() - started
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 160):
         out("\ntest accuracy (chance 0.05):")

@@ -220,7 +220,7 @@ def _inferred(model, data) -> dict[str, np.ndarray]:
 
 
 def _simulated_models():
-    pairs = SimulatedDataset.fetch("derived_fn", "derived_hash", as_dict=True)
+    pairs = SimulatedDataset.proj("derived_fn", "derived_hash").to_dicts()
     return TrainedModel & [{"dataset_fn": p["derived_fn"], "dataset_hash": p["derived_hash"]} for p in pairs]
 
 
@@ -255,8 +255,8 @@ class DynamicsComparison(dj.Computed):
         from neurofit.pipelines import training
         from neurofit.pipelines.analysis import dynamics
 
-        link = (SimulatedDataset & {"derived_fn": key["dataset_fn"], "derived_hash": key["dataset_hash"]}).fetch(
-            as_dict=True, limit=1)[0]
+        link = (SimulatedDataset & {"derived_fn": key["dataset_fn"], "derived_hash": key["dataset_hash"]}).to_dicts(
+            limit=1)[0]
         truth = _truth(key)
         info = DataInfo.from_dict((TrainedModel & key).fetch1("data_info"))
         data = training.build_data(key["dataset_fn"], Dataset.config(key), key["seed"])
@@ -456,7 +456,7 @@ def comparison_frame(restriction=None, *, dsa_settings: str = "ctd"):
 
     from .config import Model
 
-    rows = (DynamicsComparison & (restriction or {})).fetch(as_dict=True)
+    rows = (DynamicsComparison & (restriction or {})).to_dicts()
     scored = (DSAScore & {"dsa_settings": dsa_settings}).to_dicts()
     dsa = {tuple(r[k] for k in _TASK_KEY): r["dsa_angular"] for r in scored}
     for row in rows:
