@@ -93,7 +93,7 @@ DEFAULT_FAMILIES: tuple[str, ...] = ("cartesian", "direction", "speed", "directi
 # zero of r2_score's denominator, up to rounding (see fit_tuning).
 _CONSTANT_RTOL = 1e-10
 # Target size of the blocks of samples streamed through the solver, in float64 elements.
-_BLOCK_ELEMENTS = 1 << 14
+_BLOCK_ELEMENTS = 1 << 16
 
 
 # ----------------------------------------------------------------------------------------
@@ -546,6 +546,10 @@ _FAMILY_COLUMNS = {
 }
 
 
+# Families whose regressors need θ: they drop the samples where it is undefined.
+_THETA_FAMILIES = ("direction", "direction_speed", "position_polar")
+
+
 @dataclass(frozen=True, eq=False)
 class _Columns:
     """The models' design on the used samples (training samples first).
@@ -572,42 +576,34 @@ def _model_columns(parsed, feats, used: np.ndarray, origin: np.ndarray, n_train:
     indicator (see :func:`_restricted`), and models share one column per regressor.
     ``origin`` holds the start-point sample of every used sample (``position_polar``).
     """
-    index: dict[tuple, int] = {}
-    raw: list[np.ndarray] = []
-    groups: dict[tuple, int] = {}
-    indicators: list[np.ndarray] = [np.ones(used.size)]
-    vectors: dict[tuple, dict[str, np.ndarray]] = {}
+    index: dict[tuple, int] = {}  # (feature, relative, column name) -> design row
+    groups: dict[tuple, int] = {}  # (feature, relative) -> mask group - 1
     model_columns, model_group = [], []
     for _, feature, family in parsed:
         key = (feature, family == "position_polar")
-        if key not in vectors:
-            v = np.take(feats[feature], used, axis=0)  # 3x faster than fancy indexing here
-            if key[1]:
-                v = v - np.take(feats[feature], origin, axis=0)
-            r = np.hypot(v[:, 0], v[:, 1])
-            defined = r > 0
-            safe = np.where(defined, r, 1.0)
-            vectors[key] = {"x": v[:, 0], "y": v[:, 1], "r": r, "defined": defined,
-                            "cos": np.where(defined, v[:, 0] / safe, 0.0),
-                            "sin": np.where(defined, v[:, 1] / safe, 0.0)}
-        columns = []
-        for name in _FAMILY_COLUMNS[family]:
-            if (*key, name) not in index:
-                index[(*key, name)] = len(raw)
-                raw.append(vectors[key][name])
-            columns.append(index[(*key, name)])
-        model_columns.append(np.array(columns))
-        if family in ("direction", "direction_speed", "position_polar"):
-            if key not in groups:
-                groups[key] = len(indicators)
-                indicators.append(vectors[key]["defined"])
-            model_group.append(groups[key])
-        else:
-            model_group.append(0)
-    n_columns = len(raw)
-    design = np.empty((n_columns + len(indicators), used.size))
-    for row, values in enumerate(raw + indicators):
-        design[row] = values
+        model_columns.append(np.array([index.setdefault((*key, name), len(index))
+                                       for name in _FAMILY_COLUMNS[family]]))
+        model_group.append(1 + groups.setdefault(key, len(groups)) if family in _THETA_FAMILIES else 0)
+    n_columns = len(index)
+    design = np.empty((n_columns + 1 + len(groups), used.size))
+    design[n_columns] = 1.0  # group 0: every sample
+    for key in dict.fromkeys(entry[:2] for entry in index):
+        feature, relative = key
+        v = np.take(feats[feature], used, axis=0)  # 3x faster than fancy indexing here
+        if relative:
+            v -= np.take(feats[feature], origin, axis=0)
+        rows = {name: design[row] for (*owner, name), row in index.items() if tuple(owner) == key}
+        r = np.hypot(v[:, 0], v[:, 1], out=rows.get("r"))
+        defined = r > 0
+        for name, values in (("x", v[:, 0]), ("y", v[:, 1])):
+            if name in rows:
+                rows[name][...] = values
+        for name, values in (("cos", v[:, 0]), ("sin", v[:, 1])):
+            if name in rows:
+                rows[name].fill(0.0)
+                np.divide(values, r, out=rows[name], where=defined)
+        if key in groups:
+            design[n_columns + 1 + groups[key]] = defined
     shift = design[:n_columns, :n_train].mean(axis=1)
     design[:n_columns] -= shift[:, None]
     return _Columns(design, shift, n_columns, model_columns, model_group)
@@ -635,24 +631,48 @@ def _restricted(gram: np.ndarray, cross: np.ndarray, squares: np.ndarray, column
     return n, gram[idx, row], zz, zy, cross[row], squares[group]
 
 
-def _activation_blocks(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarray, window: tuple[int, int]):
-    """The activations of one split's samples in blocks (n_block, n_units), in order, in their
-    own dtype (fresh arrays: a caller may not keep them past the next block).
+def _block_step(Y: np.ndarray, window: tuple[int, int]) -> int:
+    """Trajectories (3-D activations) or samples (2-D) per block of `_centred_blocks`."""
+    per_item = Y.shape[-1] * ((window[1] - window[0]) if Y.ndim == 3 else 1)
+    return max(1, _BLOCK_ELEMENTS // per_item)
 
-    3-D activations are read a few whole trajectories (time ``window``) at a time, so any
-    memory layout is read once without a full copy; 2-D ones by ``rows``. Blocks hold about
-    ``_BLOCK_ELEMENTS`` values, so that what is done with them stays in cache.
+
+def _provisional_centre(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarray, window) -> np.ndarray:
+    """(n_units,) mean of the first block of samples: the fits are shift-equivariant, so any
+    centre near the data's only keeps the sums of squares well scaled."""
+    first = slice(0, _block_step(Y, window))
+    if Y.ndim == 3:
+        values = Y[trajectories[first], window[0]:window[1]].reshape(-1, Y.shape[-1])
+    else:
+        values = Y[rows[first]]
+    return values.mean(axis=0, dtype=np.float64)
+
+
+def _centred_blocks(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarray, window: tuple[int, int],
+                    mu: np.ndarray):
+    """``Y - mu`` of one split's samples as float64 blocks (n_block, n_units), in order.
+
+    3-D activations are read whole trajectories (time ``window``) at a time, each centred
+    straight from its memory (any layout) into the block; 2-D ones by ``rows``. Blocks hold
+    about ``_BLOCK_ELEMENTS`` values, so that what is done with them stays in cache, and reuse
+    one buffer: use each before asking for the next.
     """
     n_units = Y.shape[-1]
     if Y.ndim == 3:
         view = Y[:, window[0]:window[1]]
-        step = max(1, _BLOCK_ELEMENTS // (view.shape[1] * n_units))
+        step = _block_step(Y, window)
+        buffer = np.empty((min(step, trajectories.size), view.shape[1], n_units))
         for start in range(0, trajectories.size, step):
-            yield view[trajectories[start:start + step]].reshape(-1, n_units)
+            chosen = trajectories[start:start + step]
+            for i, j in enumerate(chosen):
+                np.subtract(view[j], mu, out=buffer[i])
+            yield buffer[: chosen.size].reshape(-1, n_units)
         return
-    step = max(1, _BLOCK_ELEMENTS // n_units)
+    step = _block_step(Y, window)
+    buffer = np.empty((min(step, rows.size), n_units))
     for start in range(0, rows.size, step):
-        yield Y[rows[start:start + step]]
+        chosen = rows[start:start + step]
+        yield np.subtract(Y[chosen], mu, out=buffer[: chosen.size])
 
 
 def _split_statistics(Y, splits, columns: _Columns, window):
@@ -660,19 +680,14 @@ def _split_statistics(Y, splits, columns: _Columns, window):
     the first training block; the fits are shift-equivariant, it only keeps the sums well
     scaled), and per split ``(gram, cross, squares)`` (see :func:`_restricted`)."""
     design, p = columns.design, columns.n_columns
-    mu, stats, offset = None, [], 0
+    mu, stats, offset = _provisional_centre(Y, *splits[0], window), [], 0
     for rows, trajectories in splits:
         part = design[:, offset:offset + rows.size]
         cross = np.zeros((design.shape[0], Y.shape[-1]))
         squares = np.zeros((design.shape[0] - p, Y.shape[-1]))
-        start, buffer = 0, np.empty((0, Y.shape[-1]))
-        for values in _activation_blocks(Y, rows, trajectories, window):
-            if mu is None:
-                mu = values.mean(axis=0, dtype=np.float64)
-            if buffer.shape[0] < values.shape[0]:
-                buffer = np.empty(values.shape)
-            stop = start + values.shape[0]
-            block = np.subtract(values, mu, out=buffer[: values.shape[0]])  # float64
+        start = 0
+        for block in _centred_blocks(Y, rows, trajectories, window, mu):
+            stop = start + block.shape[0]
             cross += part[:, start:stop] @ block
             np.square(block, out=block)
             squares += part[p:, start:stop] @ block
