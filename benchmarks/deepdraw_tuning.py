@@ -8,6 +8,10 @@ position and acceleration at the layers' time centres (13 models):
 * baseline: per unit and model one ``np.linalg.lstsq`` plus R², the DeepDraw way (the loop of
   ``benchmarks/tuning_speed.py``), with the designs and split precomputed.
 
+Both get the layers' activations as the network gives them, float32 (``fit_tuning`` computes in
+float64 block by block); the loop's copy is converted to float64 before its clock starts, since
+``lstsq`` would otherwise solve in float32.
+
 The two must agree (R² to 1e-8). Prints both times (the batched one as the median of
 ``REPEATS`` runs) and the ratio (target >= 50x).
 Single-threaded BLAS. Run ``.venv/bin/python benchmarks/deepdraw_tuning.py``.
@@ -51,7 +55,7 @@ def layers_and_features():
         values = np.moveaxis(values, 1 + list(info.axes).index("time"), 1).reshape(len(x), info.n_time, -1)
         centres = np.clip(np.round(np.asarray(info.time_centres)).astype(int), 0, 63)
         feats = {k: bundle.artefacts[f"test_{k}"][:, centres] for k in ("velocity", "position", "acceleration")}
-        out.append((name, values.astype(np.float64), feats))
+        out.append((name, values, feats))  # float32, as the network (and the Tuning table) hands them over
     return out
 
 
@@ -81,8 +85,9 @@ def main() -> dict:
         results = [tuning.fit_tuning(y, f) for _, y, f in layers]
         runs.append(time.perf_counter() - started)
     batched = float(np.median(runs))
+    as_float64 = [y.astype(np.float64) for _, y, _ in layers]  # lstsq would fit float32 in float32
     started = time.perf_counter()
-    loops = [loop_fit(y, f, r) for (_, y, f), r in zip(layers, results)]
+    loops = [loop_fit(y, f, r) for y, (_, _, f), r in zip(as_float64, layers, results)]
     baseline = time.perf_counter() - started
     for r, loop in zip(results, loops):
         both = np.isfinite(loop) & np.isfinite(r.r2_test) & (r.r2_test != 1.0)

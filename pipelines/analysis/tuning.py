@@ -567,6 +567,17 @@ class _Columns:
     model_group: list[int]
 
 
+def _norm(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(n,) length of (n, 2) vectors: ``sqrt(x² + y²)``, 6x faster than `np.hypot`, which guards
+    against overflow, needed only for values beyond 1e150."""
+    if np.abs(v).max(initial=0.0) > 1e150:
+        return np.hypot(v[:, 0], v[:, 1], out=out)
+    x, y = v[:, 0], v[:, 1]
+    squared = x * x
+    squared += y * y
+    return np.sqrt(squared, out=out if out is not None else squared)
+
+
 def _model_columns(parsed, feats, used: np.ndarray, origin: np.ndarray, n_train: int) -> _Columns:
     """The distinct regressors of the models and their mask groups, on the ``used`` samples.
 
@@ -593,7 +604,7 @@ def _model_columns(parsed, feats, used: np.ndarray, origin: np.ndarray, n_train:
         if relative:
             v -= np.take(feats[feature], origin, axis=0)
         rows = {name: design[row] for (*owner, name), row in index.items() if tuple(owner) == key}
-        r = np.hypot(v[:, 0], v[:, 1], out=rows.get("r"))
+        r = _norm(v, out=rows.get("r"))
         defined = r > 0
         for name, values in (("x", v[:, 0]), ("y", v[:, 1])):
             if name in rows:
