@@ -51,6 +51,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -463,6 +464,15 @@ def _samples(
     return Y, flat, ids, traj, t, length, first
 
 
+@lru_cache(maxsize=32)
+def _permutation(n: int, seed: int) -> np.ndarray:
+    """``np.random.RandomState(seed).permutation(n)``, read-only: every layer tuned on one
+    stimulus set splits it the same way, and seeding the legacy generator costs a millisecond."""
+    permutation = np.random.RandomState(seed).permutation(n)
+    permutation.flags.writeable = False
+    return permutation
+
+
 def _split(
     n_traj: int,
     ids: np.ndarray,
@@ -483,7 +493,7 @@ def _split(
                 f"test_fraction={test_fraction} of {n_traj} trajectories leaves {n_test} for "
                 "testing; both splits need at least one trajectory"
             )
-        permutation = np.random.RandomState(seed).permutation(n_traj)
+        permutation = _permutation(n_traj, seed)
         is_train = np.ones(n_traj, dtype=bool)
         is_train[permutation[:n_test]] = False
         return is_train
@@ -598,25 +608,36 @@ def _model_columns(parsed, feats, used: np.ndarray, origin: np.ndarray, n_train:
     n_columns = len(index)
     design = np.empty((n_columns + 1 + len(groups), used.size))
     design[n_columns] = 1.0  # group 0: every sample
+    shift = np.empty(n_columns)
+    masks: list[np.ndarray] = [design[n_columns]]  # distinct groups; mask group -> distinct one
+    same_as = {0: 0}
     for key in dict.fromkeys(entry[:2] for entry in index):
         feature, relative = key
         v = np.take(feats[feature], used, axis=0)  # 3x faster than fancy indexing here
         if relative:
             v -= np.take(feats[feature], origin, axis=0)
-        rows = {name: design[row] for (*owner, name), row in index.items() if tuple(owner) == key}
-        r = _norm(v, out=rows.get("r"))
+        rows = {name: row for (*owner, name), row in index.items() if tuple(owner) == key}
+        r = _norm(v, out=design[rows["r"]] if "r" in rows else None)
         defined = r > 0
         for name, values in (("x", v[:, 0]), ("y", v[:, 1])):
             if name in rows:
-                rows[name][...] = values
+                design[rows[name]] = values
         for name, values in (("cos", v[:, 0]), ("sin", v[:, 1])):
             if name in rows:
-                rows[name].fill(0.0)
-                np.divide(values, r, out=rows[name], where=defined)
-        if key in groups:
-            design[n_columns + 1 + groups[key]] = defined
-    shift = design[:n_columns, :n_train].mean(axis=1)
-    design[:n_columns] -= shift[:, None]
+                design[rows[name]].fill(0.0)
+                np.divide(values, r, out=design[rows[name]], where=defined)
+        for row in rows.values():  # shifted by the training mean while in cache
+            shift[row] = design[row, :n_train].mean()
+            design[row] -= shift[row]
+        if key in groups:  # a mask equal to an earlier one (e.g. no zero position) is that group
+            found = next((g for g, mask in enumerate(masks) if np.array_equal(mask, defined)), None)
+            if found is None:
+                found = len(masks)
+                design[n_columns + found] = defined
+                masks.append(design[n_columns + found])
+            same_as[1 + groups[key]] = found
+    design = design[: n_columns + len(masks)]
+    model_group = [same_as[group] for group in model_group]
     return _Columns(design, shift, n_columns, model_columns, model_group)
 
 
