@@ -23,38 +23,21 @@ the simulation of neural data relies on that.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from .info import DataBundle, DataInfo
+from .rows import DictRows
 
-__all__ = ["MULTITASK_TASKS", "DictTrials", "build_multitask", "build_nbff", "multitask_trials",
+__all__ = ["MULTITASK_TASKS", "build_multitask", "build_nbff", "multitask_trials",
            "nbff_mask", "nbff_trials", "tier_loaders"]
 
 #: The CtD cognitive tasks implemented here (CtD has 15; these four share one delay structure).
 MULTITASK_TASKS = ("delay_pro", "delay_anti", "memory_pro", "memory_anti")
 
 
-class DictTrials(Dataset):
-    """Trials as a dict of equally long arrays; an item is ``{name: tensor}`` of one trial."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        lengths = {len(v) for v in arrays.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"arrays must hold the same number of trials, got {sorted(lengths)}")
-        self.arrays = {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in arrays.items()}
-        self.n = lengths.pop()
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[index] for k, v in self.arrays.items()}
-
-
 def tier_loaders(tiers: dict[str, dict[str, np.ndarray]], batch_size: int) -> dict:
     """``{tier: {"all": DataLoader}}``; train shuffles from torch's global generator (exact resume)."""
-    return {tier: {"all": DataLoader(DictTrials(arrays), batch_size=batch_size, shuffle=tier == "train")}
+    return {tier: {"all": DataLoader(DictRows(arrays), batch_size=batch_size, shuffle=tier == "train")}
             for tier, arrays in tiers.items()}
 
 

@@ -42,11 +42,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from . import arm, motornet_arm, muscles
 from .info import DataBundle, DataInfo
 from .paths import resolve_data_path
+from .rows import DictRows
 
 __all__ = [
     "CLASS_NAMES",
@@ -413,19 +414,6 @@ def generate_pcr(n_per_class: int = 120, n_time: int = 64, seed: int = 0, *, n_c
 
 
 
-class _Rows(Dataset):
-    """Rows of a dict of equally long tensors, as dict batches."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]):
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {name: values[index] for name, values in self.tensors.items()}
-
-
 @lru_cache(maxsize=2)
 def _cached_generation(n_per_class, n_time, data_seed, n_classes, planes, trajectories_path, n_start_points,
                        max_noise, muscle_model="opensim_surrogate"):
@@ -505,7 +493,7 @@ def build_pcr_characters(
             ee = data["endeffector"][rows]
             tensors["targets"] = torch.as_tensor(ee - ee[:, :1], dtype=torch.float32)
         # Shuffling draws from torch's global generator, which the training loop saves and restores.
-        loaders[tier] = {"all": DataLoader(_Rows(tensors), batch_size=batch_size, shuffle=tier == "train")}
+        loaders[tier] = {"all": DataLoader(DictRows(tensors), batch_size=batch_size, shuffle=tier == "train")}
     classification = task == "classification"
     muscle_names = motornet_arm.MUSCLE_NAMES if muscle_model == "motornet" else muscles.MUSCLE_NAMES
     info = DataInfo(

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from .info import TIERS, DataBundle, DataInfo
+from .rows import DictRows
 
 __all__ = ["CATEGORIES", "TASKS", "Scenes", "build_scenes", "render_scenes", "scene_features"]
 
@@ -165,19 +165,6 @@ def scene_features(scenes: Scenes, *, target_size: int = 16) -> dict[str, np.nda
     }
 
 
-class _Rows(Dataset):
-    """Rows of equally long arrays, as dict batches."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        self.tensors = {name: torch.as_tensor(values) for name, values in arrays.items()}
-
-    def __len__(self) -> int:
-        return len(self.tensors["inputs"])
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {name: values[index] for name, values in self.tensors.items()}
-
-
 def _task_arrays(scenes: Scenes, task: str, target_size: int, first_id: int) -> dict[str, np.ndarray]:
     arrays = {"inputs": scenes.images, "stimulus_id": np.arange(first_id, first_id + len(scenes.labels))}
     if task == "class":
@@ -231,7 +218,7 @@ def build_scenes(
     first_id = 0
     for index, tier in enumerate(TIERS):
         scenes = render_scenes(counts[tier], image_size=image_size, seed=ground_truth_seed * 10 + index)
-        dataset = _Rows(_task_arrays(scenes, task, target_size, first_id))
+        dataset = DictRows(_task_arrays(scenes, task, target_size, first_id))
         first_id += counts[tier]
         # Shuffling draws from torch's global generator, which the training loop saves and restores.
         loaders[tier] = {"all": DataLoader(dataset, batch_size=batch_size, shuffle=tier == "train")}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from neurofit.datasets.info import DataBundle, DataInfo
+from neurofit.datasets.rows import DictRows
 from neurofit.pipelines.batches import model_inputs
 from neurofit.pipelines.loop import EarlyStopping, StepResult, fit
 from neurofit.pipelines.registry import register
@@ -20,23 +21,10 @@ from neurofit.pipelines.task_scores import gather_task_outputs
 TIERS = ("train", "validation", "test")
 
 
-class _Rows(Dataset):
-    """Rows of a dict of equally long tensors, as dict batches."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]):
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {name: values[index] for name, values in self.tensors.items()}
-
-
 def _loaders(tiers: dict[str, dict[str, np.ndarray]], seed: int, batch_size: int) -> dict:
     # Shuffling draws from torch's global generator, which the training loop saves and restores.
     return {
-        tier: {"all": DataLoader(_Rows({k: torch.as_tensor(v) for k, v in arrays.items()}), batch_size=batch_size,
+        tier: {"all": DataLoader(DictRows(arrays), batch_size=batch_size,
                                  shuffle=tier == "train")}
         for tier, arrays in tiers.items()
     }
