@@ -23,6 +23,10 @@ class CascadesToDerived:
         from .config import Dataset
         from .derived import derived_from
 
+        # DataJoint reuses the graph of an earlier cascade while no new schema has appeared
+        # (datajoint #1493), so a lab schema another process has dropped since stays in it and the
+        # cascade fails on that schema's missing tables. Deletes are rare; a fresh graph is cheap.
+        self.connection.dependencies.clear()
         derived = derived_from(self)
         if not derived:
             return super().delete(transaction=transaction, prompt=prompt, part_integrity=part_integrity)

@@ -97,3 +97,20 @@ def test_a_lab_package_runs_end_to_end_through_entry_points(db, site, monkeypatc
             "from neurofit import schemas\nschemas.activate()\n"
             "import acme_lab.tables as t\nt.schema.drop(prompt=False)"
         ))
+
+
+def test_a_delete_after_another_process_dropped_a_lab_schema(db, site, monkeypatch):
+    """This process's dependency graph still names the lab's tables after another process drops them."""
+    from neurofit import schemas
+
+    monkeypatch.syspath_prepend(str(site))
+    dataset = schemas.Dataset.add("acme.blobs", {"n_per_class": 41})
+    _python(site, "from neurofit import schemas\nschemas.activate()\nimport acme_lab.tables")  # creates it
+    (schemas.Dataset & dataset).delete(prompt=False)  # the graph now holds the lab's schema
+    dataset = schemas.Dataset.add("acme.blobs", {"n_per_class": 41})
+    _python(site, (
+        "from neurofit import schemas\nschemas.activate()\n"
+        "import acme_lab.tables as t\nt.schema.drop(prompt=False)"
+    ))
+    (schemas.Dataset & dataset).delete(prompt=False)
+    assert not (schemas.Dataset & dataset)
