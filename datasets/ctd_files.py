@@ -23,6 +23,7 @@ ground truth (rates, latents) is left out of batches: analyses read it with `rea
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import h5py
@@ -61,11 +62,16 @@ def write_ctd_h5(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """
     check_ctd_arrays({k: np.shape(v) for k, v in arrays.items()}, str(path))
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as f:
-        for name, value in arrays.items():
-            f.create_dataset(name, data=np.asarray(value))
-    tmp.replace(path)
+    # A name of its own: two writers of one destination (two test processes, two workers) must
+    # not open the same temporary file, which HDF5's file lock refuses.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name, value in arrays.items():
+                f.create_dataset(name, data=np.asarray(value))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

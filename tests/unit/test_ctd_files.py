@@ -69,6 +69,36 @@ def test_bad_h5_refused_with_the_key(tmp_path, change, message):
     assert not (tmp_path / "never.h5").exists()
 
 
+def test_two_writers_of_one_file_both_finish(tmp_path, monkeypatch):
+    """A second write of the same destination begins while the first is still open."""
+    arrays, _, _ = _arrays()
+    path = tmp_path / "sim.h5"
+    opened = h5py.File
+    inner = []
+
+    def file_that_lets_another_writer_in(name, mode="r", **kwargs):
+        handle = opened(name, mode, **kwargs)
+        if mode == "w" and not inner:
+            inner.append(name)
+            ctd_files.write_ctd_h5(path, arrays)
+        return handle
+
+    monkeypatch.setattr(ctd_files.h5py, "File", file_that_lets_another_writer_in)
+    ctd_files.write_ctd_h5(path, arrays)
+    monkeypatch.undo()
+    assert inner
+    assert ctd_files.build_ctd_spikes(0, path=str(path)).info.extra["n_heldin"] == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["sim.h5"]  # no temporary file left
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    arrays, _, _ = _arrays()
+    arrays["readout"] = np.empty(arrays["readout"].shape, dtype=object)  # HDF5 cannot store it
+    with pytest.raises(TypeError):
+        ctd_files.write_ctd_h5(tmp_path / "sim.h5", arrays)
+    assert not list(tmp_path.iterdir())
+
+
 def test_nwb_round_trip_and_refusals(tmp_path):
     rng = np.random.default_rng(0)
     spikes = rng.poisson(1.0, (10, 15, 6)).astype(float)

@@ -1,5 +1,7 @@
 """Resume case of the Computation-Through-Dynamics trainer (see test_every_trainer_resumes.py)."""
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -7,7 +9,10 @@ import numpy as np
 
 from neurofit.datasets import ctd_files, spike_simulation
 
-_PATH = Path(tempfile.gettempdir()) / "neurofit_resume_ctd_spikes.h5"
+# Cases are built at collection, in each pytest-xdist process: each writes a file of its own.
+_FOLDER = Path(tempfile.mkdtemp(prefix="neurofit_resume_ctd_"))
+atexit.register(shutil.rmtree, _FOLDER, True)
+_PATH = _FOLDER / "spikes.h5"
 
 
 def _write() -> str:
@@ -17,8 +22,7 @@ def _write() -> str:
     sim["n_heldin"] = 6
     run = {"train": {"latents": latents[:16], "inputs": rng.normal(size=(16, 16, 2))},
            "validation": {"latents": latents[16:], "inputs": rng.normal(size=(8, 16, 2))}}
-    if not _PATH.exists():
-        ctd_files.write_ctd_h5(_PATH, spike_simulation.ctd_arrays(run, sim))
+    ctd_files.write_ctd_h5(_PATH, spike_simulation.ctd_arrays(run, sim))
     return str(_PATH)
 
 
