@@ -93,6 +93,8 @@ DEFAULT_FAMILIES: tuple[str, ...] = ("cartesian", "direction", "speed", "directi
 # its sum of squares (about the provisional centre) is constant on that set: the exact
 # zero of r2_score's denominator, up to rounding (see fit_tuning).
 _CONSTANT_RTOL = 1e-10
+# Units whose squared sum exceeds their spread this many times are summed about a centre.
+_CONDITION_LIMIT = 1e4
 # Target size of the blocks of samples streamed through the solver, in float64 elements.
 _BLOCK_ELEMENTS = 1 << 16
 
@@ -460,7 +462,7 @@ def _samples(
                 f"features[{name!r}] must have shape {(*lead, 2)} to match activations of shape "
                 f"{act.shape}, got {vectors.shape}"
             )
-        flat[name] = vectors.reshape(-1, 2)
+        flat[name] = np.moveaxis(vectors, -1, 0).reshape(2, -1)  # (x, y) rows, as the design has them
     return Y, flat, ids, traj, t, length, first
 
 
@@ -577,15 +579,14 @@ class _Columns:
     model_group: list[int]
 
 
-def _norm(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(n,) length of (n, 2) vectors: ``sqrt(x² + y²)``, 6x faster than `np.hypot`, which guards
-    against overflow, needed only for values beyond 1e150."""
-    if np.abs(v).max(initial=0.0) > 1e150:
-        return np.hypot(v[:, 0], v[:, 1], out=out)
-    x, y = v[:, 0], v[:, 1]
-    squared = x * x
+def _norm(x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(n,) length of the vectors (x, y): ``sqrt(x² + y²)``, 6x faster than `np.hypot`, which
+    guards against overflow, needed only for values beyond 1e150."""
+    squared = np.multiply(x, x, out=out)
     squared += y * y
-    return np.sqrt(squared, out=out if out is not None else squared)
+    if squared.max(initial=0.0) > 1e300:
+        return np.hypot(x, y, out=squared)
+    return np.sqrt(squared, out=squared)
 
 
 def _model_columns(parsed, feats, used: np.ndarray, origin: np.ndarray, n_train: int) -> _Columns:
@@ -608,34 +609,34 @@ def _model_columns(parsed, feats, used: np.ndarray, origin: np.ndarray, n_train:
     n_columns = len(index)
     design = np.empty((n_columns + 1 + len(groups), used.size))
     design[n_columns] = 1.0  # group 0: every sample
-    shift = np.empty(n_columns)
-    masks: list[np.ndarray] = [design[n_columns]]  # distinct groups; mask group -> distinct one
+    masks = [np.ones(used.size, dtype=bool)]  # distinct groups; mask group -> distinct one
     same_as = {0: 0}
     for key in dict.fromkeys(entry[:2] for entry in index):
         feature, relative = key
-        v = np.take(feats[feature], used, axis=0)  # 3x faster than fancy indexing here
-        if relative:
-            v -= np.take(feats[feature], origin, axis=0)
         rows = {name: row for (*owner, name), row in index.items() if tuple(owner) == key}
-        r = _norm(v, out=design[rows["r"]] if "r" in rows else None)
+        # x and y go straight into the design's rows where models use them.
+        x, y = (design[rows[name]] if name in rows else np.empty(used.size) for name in ("x", "y"))
+        for component, values in enumerate((x, y)):
+            np.take(feats[feature][component], used, out=values)  # 3x faster than fancy indexing
+            if relative:
+                values -= np.take(feats[feature][component], origin)
+        r = _norm(x, y, out=design[rows["r"]] if "r" in rows else None)
         defined = r > 0
-        for name, values in (("x", v[:, 0]), ("y", v[:, 1])):
-            if name in rows:
-                design[rows[name]] = values
-        for name, values in (("cos", v[:, 0]), ("sin", v[:, 1])):
-            if name in rows:
-                design[rows[name]].fill(0.0)
-                np.divide(values, r, out=design[rows[name]], where=defined)
-        for row in rows.values():  # shifted by the training mean while in cache
-            shift[row] = design[row, :n_train].mean()
-            design[row] -= shift[row]
+        if "cos" in rows or "sin" in rows:
+            inverse = np.zeros_like(r)
+            np.divide(1.0, r, out=inverse, where=defined)
+            for name, values in (("cos", x), ("sin", y)):
+                if name in rows:
+                    np.multiply(values, inverse, out=design[rows[name]])
         if key in groups:  # a mask equal to an earlier one (e.g. no zero position) is that group
             found = next((g for g, mask in enumerate(masks) if np.array_equal(mask, defined)), None)
             if found is None:
                 found = len(masks)
                 design[n_columns + found] = defined
-                masks.append(design[n_columns + found])
+                masks.append(defined)
             same_as[1 + groups[key]] = found
+    shift = design[:n_columns, :n_train].mean(axis=1)
+    design[:n_columns] -= shift[:, None]
     design = design[: n_columns + len(masks)]
     model_group = [same_as[group] for group in model_group]
     return _Columns(design, shift, n_columns, model_columns, model_group)
@@ -664,7 +665,7 @@ def _restricted(gram: np.ndarray, cross: np.ndarray, squares: np.ndarray, column
 
 
 def _block_step(Y: np.ndarray, window: tuple[int, int]) -> int:
-    """Trajectories (3-D activations) or samples (2-D) per block of `_centred_blocks`."""
+    """Trajectories (3-D activations) or samples (2-D) per block of `_blocks`."""
     per_item = Y.shape[-1] * ((window[1] - window[0]) if Y.ndim == 3 else 1)
     return max(1, _BLOCK_ELEMENTS // per_item)
 
@@ -680,45 +681,78 @@ def _provisional_centre(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarra
     return values.mean(axis=0, dtype=np.float64)
 
 
-def _centred_blocks(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarray, window: tuple[int, int],
-                    mu: np.ndarray):
-    """``Y - mu`` of one split's samples as float64 blocks (n_block, n_units), in order.
+def _blocks(Y: np.ndarray, rows: np.ndarray, trajectories: np.ndarray, window: tuple[int, int],
+            centre: np.ndarray | None):
+    """One split's samples as float64 blocks (n_block, n_units), in order, minus ``centre``
+    (per unit) if one is given.
 
-    3-D activations are read whole trajectories (time ``window``) at a time, each centred
-    straight from its memory (any layout) into the block; 2-D ones by ``rows``. Blocks hold
-    about ``_BLOCK_ELEMENTS`` values, so that what is done with them stays in cache, and reuse
-    one buffer: use each before asking for the next.
+    3-D activations are read whole trajectories (time ``window``) at a time, straight from
+    their memory (any layout) into the block; 2-D ones by ``rows``. Blocks hold about
+    ``_BLOCK_ELEMENTS`` values, so that what is done with them stays in cache, and reuse one
+    buffer: use each before asking for the next. The cast comes first and the centring after
+    it, in float64: a float32 - float64 ufunc casts through small buffers, 3x slower.
     """
     n_units = Y.shape[-1]
+    step = _block_step(Y, window)
+    if Y.ndim == 3 and abs(Y.strides[1]) < abs(Y.strides[2]):
+        yield from _blocks_time_contiguous(Y, trajectories, window, centre, step)
+        return
     if Y.ndim == 3:
         view = Y[:, window[0]:window[1]]
-        step = _block_step(Y, window)
         buffer = np.empty((min(step, trajectories.size), view.shape[1], n_units))
         for start in range(0, trajectories.size, step):
             chosen = trajectories[start:start + step]
             for i, j in enumerate(chosen):
-                np.subtract(view[j], mu, out=buffer[i])
-            yield buffer[: chosen.size].reshape(-1, n_units)
+                buffer[i] = view[j]
+            block = buffer[: chosen.size].reshape(-1, n_units)
+            if centre is not None:
+                np.subtract(block, centre, out=block)
+            yield block
         return
-    step = _block_step(Y, window)
     buffer = np.empty((min(step, rows.size), n_units))
     for start in range(0, rows.size, step):
         chosen = rows[start:start + step]
-        yield np.subtract(Y[chosen], mu, out=buffer[: chosen.size])
+        block = buffer[: chosen.size]
+        block[...] = Y[chosen]
+        if centre is not None:
+            np.subtract(block, centre, out=block)
+        yield block
 
 
-def _split_statistics(Y, splits, columns: _Columns, window):
-    """One pass over the activations: ``mu``, a provisional centre of every unit (the mean of
-    the first training block; the fits are shift-equivariant, it only keeps the sums well
-    scaled), and per split ``(gram, cross, squares)`` (see :func:`_restricted`)."""
+def _blocks_time_contiguous(Y: np.ndarray, trajectories: np.ndarray, window: tuple[int, int],
+                            centre: np.ndarray | None, step: int):
+    """`_blocks` of 3-D activations whose time steps lie next to each other in memory (a conv
+    layer's ``(n, units, time)`` viewed time-major, as the Tuning tables hand them over).
+
+    The block is filled in that order, ``(n_units, n_block)``, and handed over transposed: the
+    copy then runs along memory instead of transposing, and BLAS reads either order.
+    """
+    by_unit = Y.transpose(0, 2, 1)[:, :, window[0]:window[1]]
+    n_units, n_time = by_unit.shape[1:]
+    buffer = np.empty((n_units, min(step, trajectories.size), n_time))
+    for start in range(0, trajectories.size, step):
+        chosen = trajectories[start:start + step]
+        if chosen.size < buffer.shape[1]:  # the last, shorter block: a contiguous buffer of its own
+            buffer = np.empty((n_units, chosen.size, n_time))
+        for i, j in enumerate(chosen):
+            buffer[:, i] = by_unit[j]
+        block = buffer.reshape(n_units, -1)
+        if centre is not None:
+            np.subtract(block, centre[:, None], out=block)
+        yield block.T
+
+
+def _pass_statistics(Y, splits, columns: _Columns, window, centre: np.ndarray | None):
+    """One pass over the activations: per split ``(gram, cross, squares)`` (see
+    :func:`_restricted`) of ``Y - centre`` (of ``Y`` itself without a centre)."""
     design, p = columns.design, columns.n_columns
-    mu, stats, offset = _provisional_centre(Y, *splits[0], window), [], 0
+    stats, offset = [], 0
     for rows, trajectories in splits:
         part = design[:, offset:offset + rows.size]
         cross = np.zeros((design.shape[0], Y.shape[-1]))
         squares = np.zeros((design.shape[0] - p, Y.shape[-1]))
         start = 0
-        for block in _centred_blocks(Y, rows, trajectories, window, mu):
+        for block in _blocks(Y, rows, trajectories, window, centre):
             stop = start + block.shape[0]
             cross += part[:, start:stop] @ block
             np.square(block, out=block)
@@ -731,6 +765,49 @@ def _split_statistics(Y, splits, columns: _Columns, window):
             )
         stats.append((part @ part.T, cross, squares))
         offset += rows.size
+    return stats
+
+
+def _poorly_conditioned(stats, n_columns: int) -> np.ndarray:
+    """(n_units,) bool: units whose uncentred sums lose more than ~1e-12 of their spread.
+
+    Per split and mask group the spread is ``S_yy - S_y² / n``; its rounding error is about
+    ``eps * S_yy``, so a unit is refitted on a centre if ``S_yy`` exceeds its spread
+    ``_CONDITION_LIMIT`` times (a mean beyond ~100 standard deviations, or constant). Units
+    that are exactly zero are exact uncentred and stay.
+    """
+    poor = np.zeros(stats[0][1].shape[1], dtype=bool)
+    for gram, cross, squares in stats:
+        for g in range(squares.shape[0]):
+            n = gram[n_columns + g, n_columns + g]
+            if n == 0:
+                continue
+            s_y, s_yy = cross[n_columns + g], squares[g]
+            spread = s_yy - s_y * (s_y / n)
+            poor |= (spread * _CONDITION_LIMIT <= s_yy) & (s_yy > 0)
+    return poor
+
+
+def _split_statistics(Y, splits, columns: _Columns, window):
+    """Per split ``(gram, cross, squares)`` (see :func:`_restricted`) of ``Y - mu``, and
+    ``mu`` (n_units,), from one pass over the activations.
+
+    The pass sums the activations as they are (``mu = 0``), because centring every value
+    costs as much as a third of it. The few units whose uncentred sums would round away
+    their spread (see :func:`_poorly_conditioned`) are summed again about a provisional
+    centre, the mean of their first training block: the fits are shift-equivariant, the
+    centre only keeps the sums well scaled.
+    """
+    stats = _pass_statistics(Y, splits, columns, window, None)
+    mu = np.zeros(Y.shape[-1])
+    poor = np.flatnonzero(_poorly_conditioned(stats, columns.n_columns))
+    if poor.size:
+        some = np.take(Y, poor, axis=-1)
+        mu[poor] = _provisional_centre(some, *splits[0], window)
+        for (_, cross, squares), (_, again, again_squares) in zip(
+            stats, _pass_statistics(some, splits, columns, window, mu[poor])
+        ):
+            cross[:, poor], squares[:, poor] = again, again_squares
     return mu, stats
 
 

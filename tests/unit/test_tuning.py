@@ -299,6 +299,30 @@ def test_batched_fit_equals_per_unit_lstsq_loop(small):
     assert result.r2_test[4].tolist() == [1.0] * 13  # the dead unit, as r2_score has it
 
 
+def test_units_far_from_zero_are_fitted_as_well_as_units_near_it(small):
+    """Summed uncentred, these units would lose their spread to rounding; they are summed again
+    about a centre, and fit like their centred counterparts."""
+    activations, features = small
+    rng = np.random.default_rng(5)
+    moving = np.linalg.norm(features["velocity"], axis=-1) > 0
+    far = np.stack([
+        1e5 + 1e-2 * activations[..., 0],  # 1e7 standard deviations from zero
+        np.full(moving.shape, 0.3),  # constant, not zero
+        # Far from zero only where θ is defined: the direction models' samples.
+        np.where(moving, 3e3 + 1e-2 * activations[..., 5], 3e3 + 300 * rng.normal(size=moving.shape)),
+    ], axis=-1)
+    y = np.concatenate([activations, far], axis=-1)
+    result = fit_tuning(y, features, crop=1)
+    r2_test, r2_train, _ = ref_fit(y, features, result.train_trajectories, result.model_names, crop=1)
+    fitted = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]  # lstsq's rounding spoils r2_score on the constant one
+    np.testing.assert_allclose(result.r2_test[fitted], r2_test[fitted], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(result.r2_train[fitted], r2_train[fitted], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(result.r2_test[8], result.r2_test[0], rtol=1e-6, atol=1e-6)
+    assert result.r2_test[9].tolist() == [1.0] * 13  # constant everywhere: predicted exactly
+    direction = [result.index(f"velocity/{name}") for name in ("direction", "direction_speed")]
+    np.testing.assert_allclose(result.r2_test[10, direction], result.r2_test[5, direction], rtol=1e-6, atol=1e-6)
+
+
 def test_any_memory_layout_and_feature_offsets_give_the_same_fit(small):
     activations, features = small
     reference = fit_tuning(activations, features, crop=1)
@@ -306,8 +330,9 @@ def test_any_memory_layout_and_feature_offsets_give_the_same_fit(small):
     strided = np.ascontiguousarray(np.moveaxis(activations, 1, 2)).transpose(0, 2, 1)
     assert not strided.flags.c_contiguous
     other = fit_tuning(strided, features, crop=1)
-    np.testing.assert_array_equal(other.r2_test, reference.r2_test)
-    np.testing.assert_array_equal(other.coefficients, reference.coefficients)
+    # The same sums; BLAS adds them in another order when the block is read unit-major.
+    np.testing.assert_allclose(other.r2_test, reference.r2_test, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(other.coefficients, reference.coefficients, rtol=1e-12, atol=1e-12)
     # positions far from the origin, as the per-unit loop fits them
     moved = dict(features, position=features["position"] + np.array([1000.0, -500.0]))
     shifted = fit_tuning(activations, moved, crop=1)
