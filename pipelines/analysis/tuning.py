@@ -872,9 +872,11 @@ def fit_tuning(
 
     Implementation: all units are solved together. Activations are streamed once, in
     cache-sized blocks of samples (3-D input a few whole trajectories at a time, in any memory
-    layout), centred on a provisional per-unit centre, and reduced to the cross-products of
-    the models' distinct regressors and of one indicator per mask group with every unit (one
-    matrix product per block), and per group the sums of squares. Models share regressors
+    layout), and reduced to the cross-products of the models' distinct regressors and of one
+    indicator per mask group with every unit (one matrix product per block), and per group
+    the sums of squares. Units whose uncentred sums would lose more than ~1e-12 of their
+    spread (a mean beyond ~100 standard deviations, or constant) are streamed again, centred
+    on a provisional per-unit centre. Models share regressors
     (``cartesian`` and ``direction_speed`` both use ``(v_x, v_y)``); a model's statistics
     over its own samples follow from these, because its regressors are zero where it drops a
     sample. Then each model's normal equations are solved for all units at once (a q x q
